@@ -1,0 +1,46 @@
+# opencomposer: every command a user or CI needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+export CDK_DISABLE_VERSION_CHECK := true
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[all]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv with everything (run by the other targets on first use)
+
+run: $(STAMP) ## start the local stack, train the default job, download its MIDI into out/, stop
+	$(PY) -m opencomposer.local.demo
+
+serve: $(STAMP) ## run the local stack in the foreground (API on http://127.0.0.1:$${OPENCOMPOSER_PORT:-8000})
+	$(PY) -m opencomposer.local.serve
+
+test: $(STAMP) ## lint and run the whole test suite
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+bench: $(STAMP) ## run the benchmarks; figures printed and written to bench/results/bench.json
+	$(PY) -m bench
+
+lint: $(STAMP) ## ruff and mypy
+	$(PY) -m ruff check .
+	$(PY) -m mypy lambdas opencomposer training_container/gan infra
+
+synth: $(STAMP) ## synthesise the CloudFormation template into cdk.out/ (offline, no Docker)
+	$(PY) infra/app.py
+
+clean: ## remove the environment, caches and local state
+	rm -rf $(VENV) cdk.out .opencomposer .pytest_cache .ruff_cache .mypy_cache
+
+.PHONY: help setup run serve test bench lint synth clean

@@ -30,8 +30,8 @@ test: $(STAMP) ## lint and run the whole test suite
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
-bench: $(STAMP) ## run the benchmarks; figures printed and written to bench/results/bench.json
-	$(PY) -m bench
+bench: $(STAMP) ## run the benchmarks (BENCH="api training" picks some); figures in bench/results/bench.json
+	$(PY) -m bench $(BENCH)
 
 lint: $(STAMP) ## ruff and mypy
 	$(PY) -m ruff check .

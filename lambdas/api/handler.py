@@ -1,0 +1,117 @@
+"""The REST API (API Gateway REST proxy events): routes, the caller's identity, error mapping.
+
+The caller is `requestContext.identity.userArn` (IAM authorization on AWS), falling back to
+`requestContext.identity.caller`; the local front door sends `userArn = settings.LOCAL_OWNER`.
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.api import parsing
+from lambdas.api.jobs import JobService
+from lambdas.common.dal import ArtifactsStore, JobsRepository, Training
+from lambdas.common.env import api_env
+from lambdas.common.errors import DomainError, UnauthenticatedError
+from lambdas.common.models import CreateJobRequest, ListJobsQuery
+
+logger = Logger(service="opencomposer-api")
+app = APIGatewayRestResolver()
+
+
+def _service() -> JobService:
+    env = api_env()
+    return JobService(JobsRepository(env.table_name), ArtifactsStore(env.bucket_name), Training())
+
+
+def _owner() -> str:
+    identity = app.current_event.request_context.identity
+    owner = identity.user_arn or identity.caller
+    if not owner:
+        raise UnauthenticatedError("the request carries no caller identity (IAM authorization required)")
+    return owner
+
+
+def _json(status: HTTPStatus, body: Any) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
+
+
+@app.post("/jobs")
+def create_job() -> Response:
+    event = app.current_event
+    raw = parsing.body_bytes(event.body, event.is_base64_encoded, event.decoded_body)
+    request = parsing.parse_body(CreateJobRequest, raw, event.headers.get("content-type"))
+    key = parsing.idempotency_key(event.headers.get(parsing.IDEMPOTENCY_HEADER))
+    return _json(HTTPStatus.ACCEPTED, _service().create(_owner(), request, key))
+
+
+@app.get("/jobs")
+def list_jobs() -> Response:
+    query = parsing.parse_query(ListJobsQuery, app.current_event.query_string_parameters)
+    return _json(HTTPStatus.OK, _service().list(_owner(), query))
+
+
+@app.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Response:
+    return _json(HTTPStatus.OK, _service().get(_owner(), job_id))
+
+
+@app.get("/jobs/<job_id>/metrics")
+def get_metrics(job_id: str) -> Response:
+    return _json(HTTPStatus.OK, _service().metrics(_owner(), job_id))
+
+
+@app.get("/jobs/<job_id>/compositions")
+def get_compositions(job_id: str) -> Response:
+    return _json(HTTPStatus.OK, _service().compositions(_owner(), job_id))
+
+
+@app.post("/jobs/<job_id>/stop")
+def stop_job(job_id: str) -> Response:
+    return _json(HTTPStatus.ACCEPTED, _service().stop(_owner(), job_id))
+
+
+@app.delete("/jobs/<job_id>")
+def delete_job(job_id: str) -> Response:
+    _service().delete(_owner(), job_id)
+    return Response(status_code=HTTPStatus.NO_CONTENT, body=None)
+
+
+def _error(status: HTTPStatus, code: str, message: str, field: str | None = None) -> Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    return _json(status, {"error": error})
+
+
+@app.exception_handler(DomainError)
+def domain_error(e: DomainError) -> Response:
+    # The one place where domain errors become HTTP statuses (each class carries its own).
+    log = logger.error if e.status >= HTTPStatus.INTERNAL_SERVER_ERROR else logger.info
+    log("request failed", status=int(e.status), code=e.code, field=e.field, cause=e.message)
+    return _error(e.status, e.code, e.message, e.field)
+
+
+@app.exception_handler(Exception)
+def unexpected_error(e: Exception) -> Response:
+    logger.exception("unexpected error", path=app.current_event.path)
+    return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error; see the api's log")
+
+
+@app.not_found
+def not_found(e: Exception) -> Response:
+    event = app.current_event
+    return _error(HTTPStatus.NOT_FOUND, "not_found", f"no route {event.http_method} {event.path}")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.info("request", method=event.get("httpMethod"), path=event.get("path"))
+    return app.resolve(event, context)

@@ -1,0 +1,169 @@
+"""What each route does, between the HTTP layer (handler.py) and data access (dal.py)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from lambdas.common import melodies, settings
+from lambdas.common.dal import ArtifactsStore, JobsRepository, Training, utcnow
+from lambdas.common.errors import (
+    ConditionFailedError,
+    IdempotencyKeyReusedError,
+    InvalidFieldError,
+    JobNotFoundError,
+    JobStateConflictError,
+    NoCompositionsError,
+)
+from lambdas.common.models import (
+    FINAL_STATUSES,
+    CreateJobRequest,
+    JobStatus,
+    ListJobsQuery,
+    job_to_api,
+    plain,
+)
+
+logger = Logger(service="opencomposer-api")
+
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class JobService:
+    def __init__(self, repository: JobsRepository, artifacts: ArtifactsStore, training: Training) -> None:
+        self._jobs = repository
+        self._artifacts = artifacts
+        self._training = training
+
+    def _job(self, job_id: str, owner: str) -> dict[str, Any]:
+        if not _JOB_ID.match(job_id):
+            raise JobNotFoundError(job_id)
+        return self._jobs.get_job(job_id, owner)
+
+    # --- POST /jobs --------------------------------------------------------------------------
+    def create(self, owner: str, request: CreateJobRequest, idempotency_key: str | None) -> dict[str, Any]:
+        request_hash = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+        if idempotency_key:
+            replay = self._replay(owner, idempotency_key, request_hash)
+            if replay is not None:
+                return replay
+
+        midi, melody = _melody(request)
+        job_id = uuid.uuid4().hex
+        now = utcnow()
+        job: dict[str, Any] = {
+            "job_id": job_id,
+            "owner": owner,
+            "status": JobStatus.SUBMITTED.value,
+            "created_at": now,
+            "updated_at": now,
+            # Decimals: DynamoDB takes no floats.
+            "hyperparameters": json.loads(request.hyperparameters.model_dump_json(), parse_float=Decimal),
+            "melody": melody,
+        }
+        if request.name is not None:
+            job["name"] = request.name
+        if idempotency_key:
+            job["idempotency_key"] = idempotency_key
+
+        # The melody first: the job's INSERT starts training, which reads it.
+        melody_key = settings.melody_key(job_id)
+        self._artifacts.put(melody_key, midi)
+        idempotency = {"key": idempotency_key, "request_hash": request_hash} if idempotency_key else None
+        if not self._jobs.put_job(job, idempotency):
+            # A concurrent POST with the same key won: answer with its job, keep nothing of ours.
+            self._artifacts.delete(melody_key)
+            replay = self._replay(owner, idempotency_key or "", request_hash)
+            if replay is not None:
+                return replay
+        logger.info("job submitted", job_id=job_id, status=JobStatus.SUBMITTED.value, melody=melody)
+        return job_to_api(job)
+
+    def _replay(self, owner: str, key: str, request_hash: str) -> dict[str, Any] | None:
+        marker = self._jobs.get_idempotency(owner, key)
+        if marker is None:
+            return None
+        if marker.get("request_hash") != request_hash:
+            raise IdempotencyKeyReusedError(
+                "this Idempotency-Key was used with a different request body", field="Idempotency-Key"
+            )
+        logger.info("idempotent replay", job_id=marker["job_id"])
+        return job_to_api(self._job(marker["job_id"], owner))
+
+    # --- GET ---------------------------------------------------------------------------------
+    def get(self, owner: str, job_id: str) -> dict[str, Any]:
+        return job_to_api(self._job(job_id, owner))
+
+    def list(self, owner: str, query: ListJobsQuery) -> dict[str, Any]:
+        status = query.status.value if query.status else None
+        items, token = self._jobs.list_jobs(owner, status, query.limit, query.next_token)
+        return {"jobs": [job_to_api(item) for item in items], "next_token": token}
+
+    def metrics(self, owner: str, job_id: str) -> dict[str, Any]:
+        job = self._job(job_id, owner)
+        items = self._jobs.list_epochs(job_id)
+        epochs = [{"epoch": item["epoch"], **item.get("metrics", {})} for item in items]
+        return plain({"job_id": job_id, "epochs": epochs, "reference": job.get("reference", {})})
+
+    def compositions(self, owner: str, job_id: str) -> dict[str, Any]:
+        job = self._job(job_id, owner)
+        keys = [(name, settings.composition_key(job_id, name)) for name in job.get("compositions", [])]
+        samples_prefix = settings.sample_key(job_id, 0).rsplit("/", 1)[0] + "/"
+        keys += [
+            (key.rsplit("/", 1)[1].removesuffix(".mid"), key)
+            for key in sorted(self._artifacts.keys(samples_prefix))
+        ]
+        if not keys:
+            raise NoCompositionsError(f"job {job_id} has no compositions yet (status {job['status']})")
+        listed = []
+        for name, key in keys:
+            url, expires_at = self._artifacts.presigned_get(key)
+            listed.append({"name": name, "url": url, "expires_at": expires_at})
+        return {"compositions": listed}
+
+    # --- POST /jobs/{id}/stop ----------------------------------------------------------------
+    def stop(self, owner: str, job_id: str) -> dict[str, Any]:
+        job = self._job(job_id, owner)
+        if job["status"] == JobStatus.STOPPING:
+            return {"job_id": job_id, "status": JobStatus.STOPPING.value}
+        try:
+            updated = self._jobs.request_stop(job_id, owner)
+        except ConditionFailedError as e:
+            # Finished (or moved on) between our read and the update.
+            raise JobStateConflictError(f"job {job_id} has already finished") from e
+        logger.info("job status changed", job_id=job_id, previous=job["status"], status="STOPPING")
+        # MarkStarting names the training job; without a name there is nothing running to stop
+        # and the state machine sees STOPPING before it creates one.
+        name = updated.get("training_job_name")
+        if name:
+            stopped = self._training.stop(name)
+            logger.info("training stop requested", job_id=job_id, training_job_name=name, running=stopped)
+        return {"job_id": job_id, "status": JobStatus.STOPPING.value}
+
+    # --- DELETE /jobs/{id} -------------------------------------------------------------------
+    def delete(self, owner: str, job_id: str) -> None:
+        job = self._job(job_id, owner)
+        if job["status"] not in FINAL_STATUSES:
+            raise JobStateConflictError(f"job {job_id} is {job['status']}: stop it and wait until it ends")
+        self._artifacts.delete_prefix(settings.job_prefix(job_id))
+        self._jobs.delete_job(job)
+        logger.info("job deleted", job_id=job_id)
+
+
+def _melody(request: CreateJobRequest) -> tuple[bytes, dict[str, Any]]:
+    """The melody as MIDI bytes for the `melody` channel, and what the job item records of it."""
+    if request.melody.sample is not None:
+        return melodies.render(melodies.SAMPLES[request.melody.sample]), {"sample": request.melody.sample}
+    try:
+        midi = base64.b64decode(request.melody.midi_base64 or "", validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise InvalidFieldError(melodies.UPLOAD_FIELD, "not valid base64") from e
+    return midi, {"upload": True, "notes": melodies.count_notes(midi)}

@@ -1,0 +1,82 @@
+"""From the raw API Gateway request to validated models, or a domain error naming the field."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from lambdas.common.errors import (
+    BodyTooLargeError,
+    InvalidFieldError,
+    InvalidJsonError,
+    UnsupportedMediaTypeError,
+)
+
+MAX_BODY_BYTES = 1024 * 1024
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
+_JSON_TYPE = re.compile(r"^application/([a-z0-9.+-]+\+)?json\s*(;.*)?$", re.IGNORECASE)
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def field_path(loc: tuple[int | str, ...]) -> str | None:
+    """pydantic's error location as the dotted field name a user sees (`hyperparameters.epochs`)."""
+    return ".".join(str(part) for part in loc) or None
+
+
+def _first_error(error: ValidationError, prefix: str = "") -> InvalidFieldError:
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    # A model-level check (e.g. "exactly one of") has no field of its own: name the object.
+    field = field_path(loc)
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    return InvalidFieldError(f"{prefix}{field}" if field else (prefix.rstrip(".") or None), message)
+
+
+def body_bytes(body: str | None, is_base64: bool, decoded: bytes | str | None) -> bytes:
+    raw = decoded if is_base64 else body
+    if raw is None:
+        return b""
+    return raw if isinstance(raw, bytes) else raw.encode()
+
+
+def parse_body(model: type[Model], raw: bytes, content_type: str | None) -> Model:
+    """Size first (413), then media type (415), then JSON (400), then the schema (400)."""
+    if len(raw) > MAX_BODY_BYTES:
+        raise BodyTooLargeError(f"the body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES} (1 MiB)")
+    if not raw.strip():
+        return model()  # every field is optional: no body means all defaults
+    if not content_type or not _JSON_TYPE.match(content_type):
+        raise UnsupportedMediaTypeError(f"send JSON (Content-Type: application/json), not {content_type!r}")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidJsonError(f"the body is not valid JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise InvalidJsonError("the body must be a JSON object")
+    try:
+        # JSON mode keeps strictness meaningful: 7 is an int, "7" is not.
+        return model.model_validate_json(json.dumps(data))
+    except ValidationError as e:
+        raise _first_error(e) from e
+
+
+def parse_query(model: type[Model], params: dict[str, Any] | None) -> Model:
+    try:
+        return model.model_validate(params or {})
+    except ValidationError as e:
+        raise _first_error(e) from e
+
+
+def idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _IDEMPOTENCY_KEY.match(value):
+        raise InvalidFieldError(IDEMPOTENCY_HEADER, "1 to 128 printable ASCII characters without spaces")
+    return value

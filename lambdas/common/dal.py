@@ -1,0 +1,362 @@
+"""Data access: the Jobs table, the artifacts bucket and SageMaker.
+
+The only module that talks to boto3. Clients come from one cached factory (created on first
+use, reused while the Lambda environment is warm); ClientError codes become domain errors here,
+so the layers above never inspect botocore responses.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+import boto3
+from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.types import TypeSerializer
+from botocore.exceptions import ClientError
+
+from lambdas.common import settings
+from lambdas.common.errors import (
+    ConditionFailedError,
+    InvalidFieldError,
+    JobNotFoundError,
+    ServiceUnavailableError,
+)
+
+THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "TransactionConflictException",
+        "InternalServerError",
+        "SlowDown",
+    }
+)
+IDEMPOTENCY_ITEM = "idempotency"
+PRESIGNED_URL_SECONDS = 3600
+
+
+@cache
+def client(service: str) -> Any:
+    return boto3.client(service)
+
+
+@cache
+def table(name: str) -> Any:
+    return boto3.resource("dynamodb").Table(name)
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _unavailable(error: ClientError) -> ServiceUnavailableError:
+    return ServiceUnavailableError(f"AWS is busy ({_code(error)}); retry the request")
+
+
+def _raise_common(error: ClientError) -> None:
+    if _code(error) in THROTTLING_CODES:
+        raise _unavailable(error) from error
+    raise error
+
+
+def _job_key(job_id: str) -> dict[str, str]:
+    return {settings.PARTITION_KEY: settings.job_pk(job_id), settings.SORT_KEY: settings.JOB_SORT_KEY_VALUE}
+
+
+def _idempotency_key(owner: str, key: str) -> dict[str, str]:
+    # Not under JOB#: the item is no job, so neither the stream filter nor a job query sees it.
+    return {settings.PARTITION_KEY: f"IDEMPOTENCY#{owner}#{key}", settings.SORT_KEY: "IDEMPOTENCY"}
+
+
+class JobsRepository:
+    def __init__(self, table_name: str) -> None:
+        self._table = table(table_name)
+
+    # --- jobs --------------------------------------------------------------------------------
+    def get_job(self, job_id: str, owner: str) -> dict[str, Any]:
+        """The caller's job; another caller's job is as absent as a missing one."""
+        try:
+            item = self._table.get_item(Key=_job_key(job_id), ConsistentRead=True).get("Item")
+        except ClientError as e:
+            _raise_common(e)
+        if item is None or item.get("owner") != owner:
+            raise JobNotFoundError(job_id)
+        return item
+
+    def put_job(self, job: dict[str, Any], idempotency: dict[str, Any] | None) -> bool:
+        """Writes a new job item, with its idempotency item in the same transaction if any.
+
+        Returns False when the idempotency item appeared meanwhile (a concurrent POST with the
+        same key won the race); the caller then answers with that job.
+        """
+        item = {**_job_key(job["job_id"]), settings.ITEM_TYPE: settings.JOB_ITEM, **job}
+        if idempotency is None:
+            try:
+                self._table.put_item(Item=item, ConditionExpression=Attr(settings.PARTITION_KEY).not_exists())
+            except ClientError as e:
+                _raise_common(e)
+            return True
+        marker = {
+            **_idempotency_key(job["owner"], idempotency["key"]),
+            settings.ITEM_TYPE: IDEMPOTENCY_ITEM,
+            "job_id": job["job_id"],
+            "request_hash": idempotency["request_hash"],
+            "created_at": job["created_at"],
+        }
+        # The resource layer has no transaction call; the client takes typed attribute values.
+        serialize = TypeSerializer().serialize
+        new_item = f"attribute_not_exists({settings.PARTITION_KEY})"
+        try:
+            self._table.meta.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table.name,
+                            "Item": {k: serialize(v) for k, v in written.items()},
+                            "ConditionExpression": new_item,
+                        }
+                    }
+                    for written in (item, marker)
+                ]
+            )
+        except ClientError as e:
+            if _code(e) == "TransactionCanceledException":
+                return False
+            _raise_common(e)
+        return True
+
+    def get_idempotency(self, owner: str, key: str) -> dict[str, Any] | None:
+        try:
+            return self._table.get_item(Key=_idempotency_key(owner, key), ConsistentRead=True).get("Item")
+        except ClientError as e:
+            _raise_common(e)
+        return None
+
+    def list_jobs(
+        self, owner: str, status: str | None, limit: int, next_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The caller's jobs, newest first, at most `limit`, and a token for the next page."""
+        start_key = _decode_token(next_token, owner) if next_token else None
+        jobs: list[dict[str, Any]] = []
+        while True:
+            kwargs: dict[str, Any] = {
+                "IndexName": settings.OWNER_INDEX,
+                "KeyConditionExpression": Key(settings.OWNER_INDEX_PARTITION_KEY).eq(owner),
+                "ScanIndexForward": False,
+                # The filter applies after Limit, so asking for what is missing never overshoots.
+                "Limit": limit - len(jobs),
+            }
+            if status:
+                kwargs["FilterExpression"] = Attr("status").eq(status)
+            if start_key:
+                kwargs["ExclusiveStartKey"] = start_key
+            try:
+                page = self._table.query(**kwargs)
+            except ClientError as e:
+                _raise_common(e)
+            jobs.extend(page["Items"])
+            start_key = page.get("LastEvaluatedKey")
+            if not start_key or len(jobs) >= limit:
+                break
+        return jobs, (_encode_token(start_key) if start_key else None)
+
+    def list_epochs(self, job_id: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key(settings.PARTITION_KEY).eq(settings.job_pk(job_id))
+            & Key(settings.SORT_KEY).begins_with("EPOCH#")
+        }
+        while True:
+            try:
+                page = self._table.query(**kwargs)
+            except ClientError as e:
+                _raise_common(e)
+            items.extend(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def request_stop(self, job_id: str, owner: str) -> dict[str, Any]:
+        """SUBMITTED|STARTING|TRAINING → STOPPING; ConditionFailedError from any other status."""
+        try:
+            return self._table.update_item(
+                Key=_job_key(job_id),
+                UpdateExpression="SET #s = :stopping, updated_at = :now",
+                ConditionExpression="#o = :owner AND #s IN (:submitted, :starting, :training)",
+                ExpressionAttributeNames={"#s": "status", "#o": "owner"},
+                ExpressionAttributeValues={
+                    ":stopping": "STOPPING",
+                    ":now": utcnow(),
+                    ":owner": owner,
+                    ":submitted": "SUBMITTED",
+                    ":starting": "STARTING",
+                    ":training": "TRAINING",
+                },
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as e:
+            if _code(e) == "ConditionalCheckFailedException":
+                raise ConditionFailedError("the job cannot be stopped in its current status") from e
+            _raise_common(e)
+        raise AssertionError("unreachable")
+
+    def fail_unstarted(self, job_id: str, reason: str) -> str | None:
+        """Ends a job whose execution can never start: SUBMITTED → FAILED with the reason, or
+        STOPPING → STOPPED (stopped before it started). Returns the status written, or None when
+        the job had already moved on (nothing to do)."""
+        for expected, final in (("SUBMITTED", "FAILED"), ("STOPPING", "STOPPED")):
+            values = {":expected": expected, ":final": final, ":now": utcnow()}
+            update = "SET #s = :final, updated_at = :now"
+            if final == "FAILED":
+                update += ", failure_reason = :reason"
+                values[":reason"] = reason
+            try:
+                self._table.update_item(
+                    Key=_job_key(job_id),
+                    UpdateExpression=update,
+                    ConditionExpression="#s = :expected",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues=values,
+                )
+                return final
+            except ClientError as e:
+                if _code(e) != "ConditionalCheckFailedException":
+                    _raise_common(e)
+        return None
+
+    def delete_job(self, job: dict[str, Any]) -> None:
+        """Every item of the job (job, epochs) and its idempotency item; the job item last, so
+        a failure half-way leaves a job that can be deleted again."""
+        job_id = job["job_id"]
+        keys = [
+            {settings.PARTITION_KEY: item[settings.PARTITION_KEY], settings.SORT_KEY: item[settings.SORT_KEY]}
+            for item in self._query_all_keys(job_id)
+            if item[settings.SORT_KEY] != settings.JOB_SORT_KEY_VALUE
+        ]
+        if job.get("idempotency_key"):
+            keys.append(_idempotency_key(job["owner"], job["idempotency_key"]))
+        try:
+            with self._table.batch_writer() as batch:
+                for key in keys:
+                    batch.delete_item(Key=key)
+            self._table.delete_item(Key=_job_key(job_id))
+        except ClientError as e:
+            _raise_common(e)
+
+    def _query_all_keys(self, job_id: str) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key(settings.PARTITION_KEY).eq(settings.job_pk(job_id)),
+            "ProjectionExpression": "#pk, #sk",
+            "ExpressionAttributeNames": {"#pk": settings.PARTITION_KEY, "#sk": settings.SORT_KEY},
+        }
+        while True:
+            try:
+                page = self._table.query(**kwargs)
+            except ClientError as e:
+                _raise_common(e)
+            yield from page["Items"]
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _encode_token(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
+
+
+_TOKEN_KEYS = {
+    settings.PARTITION_KEY,
+    settings.SORT_KEY,
+    settings.OWNER_INDEX_PARTITION_KEY,
+    settings.OWNER_INDEX_SORT_KEY,
+}
+
+
+def _decode_token(token: str, owner: str) -> dict[str, Any]:
+    """A token is only accepted back by the caller it was given to, and only in its own shape,
+    so it cannot be forged to page through another caller's jobs."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as e:
+        raise InvalidFieldError("next_token", "not a token this API returned") from e
+    if (
+        not isinstance(key, dict)
+        or set(key) != _TOKEN_KEYS
+        or not all(isinstance(v, str) for v in key.values())
+        or key[settings.OWNER_INDEX_PARTITION_KEY] != owner
+    ):
+        raise InvalidFieldError("next_token", "not a token this API returned")
+    return key
+
+
+class ArtifactsStore:
+    def __init__(self, bucket: str) -> None:
+        self._bucket = bucket
+        self._s3 = client("s3")
+
+    def put(self, key: str, body: bytes, content_type: str = "audio/midi") -> None:
+        try:
+            self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
+        except ClientError as e:
+            _raise_common(e)
+
+    def delete(self, key: str) -> None:
+        try:
+            self._s3.delete_object(Bucket=self._bucket, Key=key)
+        except ClientError as e:
+            _raise_common(e)
+
+    def keys(self, prefix: str) -> list[str]:
+        found: list[str] = []
+        try:
+            pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix)
+            for page in pages:
+                found.extend(obj["Key"] for obj in page.get("Contents", []))
+        except ClientError as e:
+            _raise_common(e)
+        return found
+
+    def delete_prefix(self, prefix: str) -> None:
+        keys = self.keys(prefix)
+        try:
+            for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
+                chunk = [{"Key": key} for key in keys[start : start + 1000]]
+                self._s3.delete_objects(Bucket=self._bucket, Delete={"Objects": chunk, "Quiet": True})
+        except ClientError as e:
+            _raise_common(e)
+
+    def presigned_get(self, key: str) -> tuple[str, str]:
+        """A GET URL for one object and when it expires (ISO-8601 UTC)."""
+        url = self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=PRESIGNED_URL_SECONDS
+        )
+        expires = datetime.now(UTC) + timedelta(seconds=PRESIGNED_URL_SECONDS)
+        return url, expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Training:
+    """SageMaker training jobs, as far as the api acts on them."""
+
+    # Answers meaning "nothing (left) to stop": the job has not been created yet or has ended.
+    _NOTHING_TO_STOP = frozenset({"ValidationException", "ResourceNotFound", "ResourceNotFoundException"})
+
+    def stop(self, training_job_name: str) -> bool:
+        """Asks SageMaker to stop the job; False when there was nothing running to stop."""
+        try:
+            client("sagemaker").stop_training_job(TrainingJobName=training_job_name)
+        except ClientError as e:
+            if _code(e) in self._NOTHING_TO_STOP:
+                return False
+            _raise_common(e)
+        return True

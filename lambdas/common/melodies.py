@@ -1,0 +1,211 @@
+"""The shipped sample melodies and the checks on a user's MIDI upload.
+
+Every sample is public domain and written here as a note list, so the api Lambda renders it
+to MIDI with mido alone (no music21 in the Lambda asset). Four were taken once from music21's
+bundled corpus (the source is named on each); Twinkle Twinkle and Ode to Joy are not in that
+corpus and were written out by hand. Each is at least 8 bars long, so the container's windows
+(several bars) always find a full melody.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import mido
+
+from lambdas.common.errors import InvalidFieldError
+
+# A note is (MIDI pitch, length in sixteenths); a pitch of None is a rest.
+Note = tuple[int | None, int]
+
+TICKS_PER_BEAT = 480
+TICKS_PER_SIXTEENTH = TICKS_PER_BEAT // 4
+VELOCITY = 90
+
+
+@dataclass(frozen=True)
+class Melody:
+    name: str
+    title: str
+    source: str
+    time_signature: tuple[int, int]
+    bpm: int
+    notes: tuple[Note, ...]
+
+    @property
+    def sixteenths(self) -> int:
+        return sum(length for _, length in self.notes)
+
+    @property
+    def bars(self) -> float:
+        numerator, denominator = self.time_signature
+        return self.sixteenths / (numerator * 16 // denominator)
+
+
+def _n(*pairs: Note) -> tuple[Note, ...]:
+    return pairs
+
+
+C4, D4, E4, F4, G4, A4 = 60, 62, 64, 65, 67, 69
+G3 = 55
+ODE_PHRASE = (E4, E4, F4, G4, G4, F4, E4, D4, C4, C4, D4, E4)
+
+SAMPLES: dict[str, Melody] = {
+    m.name: m
+    for m in (
+        Melody(
+            "twinkle-twinkle",
+            "Twinkle, Twinkle, Little Star",
+            "traditional, written out by hand",
+            (4, 4),
+            100,
+            _n(
+                *[(p, 4) for p in (C4, C4, G4, G4, A4, A4)], (G4, 8),
+                *[(p, 4) for p in (F4, F4, E4, E4, D4, D4)], (C4, 8),
+                *[(p, 4) for p in (G4, G4, F4, F4, E4, E4)], (D4, 8),
+                *[(p, 4) for p in (G4, G4, F4, F4, E4, E4)], (D4, 8),
+                *[(p, 4) for p in (C4, C4, G4, G4, A4, A4)], (G4, 8),
+                *[(p, 4) for p in (F4, F4, E4, E4, D4, D4)], (C4, 8),
+            ),
+        ),
+        Melody(
+            "ode-to-joy",
+            "Ode to Joy (Beethoven, Symphony No. 9)",
+            "public domain, written out by hand",
+            (4, 4),
+            100,
+            _n(
+                *[(p, 4) for p in ODE_PHRASE], (E4, 6), (D4, 2), (D4, 8),
+                *[(p, 4) for p in ODE_PHRASE], (D4, 6), (C4, 2), (C4, 8),
+                (D4, 4), (D4, 4), (E4, 4), (C4, 4),
+                (D4, 4), (E4, 2), (F4, 2), (E4, 4), (C4, 4),
+                (D4, 4), (E4, 2), (F4, 2), (E4, 4), (D4, 4),
+                (C4, 4), (D4, 4), (G3, 8),
+                *[(p, 4) for p in ODE_PHRASE], (D4, 6), (C4, 2), (C4, 8),
+            ),
+        ),
+        Melody(
+            "stille-nacht",
+            "Stille Nacht, heilige Nacht",
+            "music21 corpus essenFolksong/boehme20.abc #270",
+            (6, 8),
+            70,
+            _n(
+                (55, 3), (57, 1), (55, 2), (52, 6), (55, 3), (57, 1), (55, 2), (52, 6),
+                (62, 4), (62, 2), (59, 6), (60, 4), (60, 2), (55, 6),
+                (57, 4), (57, 2), (60, 3), (59, 1), (57, 2), (55, 3), (57, 1), (55, 2), (52, 6),
+                (57, 4), (57, 2), (60, 3), (59, 1), (57, 2), (55, 3), (57, 1), (55, 2), (52, 6),
+                (62, 4), (62, 2), (65, 3), (62, 1), (59, 2), (60, 6), (64, 4), (None, 2),
+                (60, 2), (55, 2), (52, 2), (55, 3), (53, 1), (50, 2), (48, 10), (None, 2),
+            ),
+        ),
+        Melody(
+            "yankee-doodle",
+            "Yankee Doodle",
+            "music21 corpus miscFolk/americanfifeopus.abc #30",
+            (2, 4),
+            110,
+            _n(
+                (74, 4), (76, 2), (78, 2), (74, 2), (78, 2), (76, 2), (73, 2),
+                (74, 4), (76, 2), (78, 2), (74, 4), (73, 4),
+                (74, 4), (76, 2), (78, 2), (79, 2), (78, 2), (76, 2), (74, 2),
+                (73, 2), (69, 2), (71, 2), (73, 2), (74, 4), (74, 4),
+                (74, 4), (71, 2), (67, 2), (71, 2), (74, 2), (72, 4),
+                (69, 3), (71, 1), (69, 2), (67, 2), (66, 2), (67, 2), (69, 4),
+                (74, 4), (71, 2), (67, 2), (71, 2), (74, 2), (72, 4),
+                (69, 2), (71, 2), (73, 2), (69, 2), (74, 4), (74, 4),
+            ),
+        ),
+        Melody(
+            "londonderry-air",
+            "Londonderry Air",
+            "music21 corpus oneills1850/0101-0200.abc #188",
+            (4, 4),
+            72,
+            _n(
+                (66, 2), (67, 2), (69, 2), (71, 6), (69, 2), (71, 2), (76, 2), (74, 2), (71, 2),
+                (69, 2), (67, 2), (64, 2), (None, 2), (67, 2), (71, 2), (76, 2), (74, 6), (76, 2),
+                (74, 2), (71, 2), (67, 2), (71, 2), (69, 8), (None, 2),
+                (66, 2), (67, 2), (69, 2), (71, 6), (69, 2), (71, 2), (76, 2), (74, 2), (71, 2),
+                (69, 2), (67, 2), (64, 2), (62, 2), (64, 2), (66, 2), (67, 2), (69, 2), (71, 6),
+                (72, 2), (71, 2), (69, 2), (67, 2), (66, 2), (64, 8), (None, 2),
+                (74, 2), (76, 2), (78, 2), (79, 6), (78, 2), (78, 2), (76, 2), (74, 2), (71, 2),
+                (74, 2), (71, 2), (67, 2), (None, 2), (74, 2), (76, 2), (78, 2), (79, 6), (78, 2),
+                (78, 2), (76, 2), (74, 2), (71, 2), (76, 8), (None, 2),
+                (74, 2), (74, 2), (74, 2), (83, 6), (81, 2), (81, 2), (79, 2), (76, 2), (79, 2),
+                (74, 2), (71, 2), (67, 2), (None, 2), (66, 2), (67, 2), (69, 2), (71, 2), (76, 2),
+                (74, 2), (71, 2), (69, 2), (67, 2), (66, 2), (67, 2), (64, 8), (None, 2),
+            ),
+        ),
+        Melody(
+            "ein-feste-burg",
+            "Ein feste Burg ist unser Gott",
+            "music21 corpus essenFolksong/erk30.abc #626",
+            (4, 4),
+            90,
+            _n(
+                (72, 4), (72, 4), (72, 4), (67, 4), (71, 4), (72, 2), (71, 2), (69, 4), (67, 4),
+                (72, 4), (71, 4), (69, 4), (67, 4), (69, 4), (65, 2), (64, 2), (62, 4), (60, 4),
+                (72, 4), (72, 4), (72, 4), (67, 4), (71, 4), (72, 2), (71, 2), (69, 4), (67, 4),
+                (72, 4), (71, 4), (69, 4), (67, 4), (69, 4), (65, 2), (64, 2), (62, 4), (60, 4),
+                (60, 4), (67, 4), (69, 4), (67, 4), (66, 4), (67, 12), (60, 4), (67, 8), (69, 4),
+                (71, 4), (72, 12), (71, 4), (72, 4), (71, 4), (69, 8), (67, 12), (69, 4), (69, 4),
+                (67, 4), (69, 4), (65, 4), (64, 12), (72, 4), (71, 4), (69, 4), (67, 4), (69, 4),
+                (65, 2), (64, 2), (62, 4), (60, 4),
+            ),
+        ),
+    )
+}
+
+DEFAULT_SAMPLE = "twinkle-twinkle"
+
+
+def render(melody: Melody) -> bytes:
+    """A type-1 MIDI file: a tempo track, then one piano track holding the melody."""
+    numerator, denominator = melody.time_signature
+    meta = mido.MidiTrack(
+        [
+            mido.MetaMessage("track_name", name=melody.title, time=0),
+            mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(melody.bpm), time=0),
+            mido.MetaMessage("time_signature", numerator=numerator, denominator=denominator, time=0),
+        ]
+    )
+    track = mido.MidiTrack(
+        [mido.MetaMessage("track_name", name="melody", time=0), mido.Message("program_change", program=0)]
+    )
+    rest = 0  # ticks of silence before the next note_on (MIDI times are deltas)
+    for pitch, length in melody.notes:
+        ticks = length * TICKS_PER_SIXTEENTH
+        if pitch is None:
+            rest += ticks
+            continue
+        track.append(mido.Message("note_on", note=pitch, velocity=VELOCITY, time=rest))
+        track.append(mido.Message("note_off", note=pitch, velocity=0, time=ticks))
+        rest = 0
+    track.append(mido.MetaMessage("end_of_track", time=rest))
+    meta.append(mido.MetaMessage("end_of_track", time=0))
+    midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT, tracks=[meta, track])
+    buffer = io.BytesIO()
+    midi.save(file=buffer)
+    return buffer.getvalue()
+
+
+UPLOAD_FIELD = "melody.midi_base64"
+
+
+def count_notes(data: bytes) -> int:
+    """Notes in the first note-bearing track (the melody, as the container reads it).
+
+    Raises InvalidFieldError naming `melody.midi_base64` when the bytes are not a MIDI file or
+    hold no note at all, so a bad upload is a 400 and never reaches training.
+    """
+    try:
+        midi = mido.MidiFile(file=io.BytesIO(data))
+    except (OSError, EOFError, ValueError, KeyError, IndexError) as e:
+        raise InvalidFieldError(UPLOAD_FIELD, f"not a readable MIDI file ({e})") from e
+    for track in midi.tracks:
+        notes = sum(1 for msg in track if msg.type == "note_on" and msg.velocity > 0)
+        if notes:
+            return notes
+    raise InvalidFieldError(UPLOAD_FIELD, "the MIDI file contains no notes")

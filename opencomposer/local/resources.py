@@ -1,0 +1,246 @@
+"""The local stack's AWS resources, created in moto from `lambdas.common.settings`.
+
+`resource_specs()` says what the stack creates (the same keys, indexes, stream view,
+environment variable names, handlers and event-source settings the CDK stack declares), as
+plain data, so the infra tests can compare it with the synthesised template. `create_all()`
+turns it into moto resources through the ordinary boto3 API.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lambdas.common import settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ASL_PATH = REPO_ROOT / "statemachine" / "training.asl.json"
+LAMBDA_PACKAGE_DIR = REPO_ROOT / "lambdas"
+LAMBDA_RUNTIME = "python3.11"  # what the local workers run: this virtual environment's Python
+_PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class LocalNames:
+    """Physical names of the local resources (CDK generates them on AWS)."""
+
+    prefix: str = "opencomposer-local"
+    region: str = settings.LOCAL_REGION
+    account: str = settings.LOCAL_ACCOUNT
+
+    @property
+    def table(self) -> str:
+        return f"{self.prefix}-jobs"
+
+    @property
+    def bucket(self) -> str:
+        return f"{self.prefix}-artifacts"
+
+    @property
+    def api_function(self) -> str:
+        return f"{self.prefix}-api"
+
+    @property
+    def stream_function(self) -> str:
+        return f"{self.prefix}-stream"
+
+    @property
+    def state_machine(self) -> str:
+        return f"{self.prefix}-training"
+
+    @property
+    def training_job_prefix(self) -> str:
+        return self.prefix
+
+    @property
+    def state_machine_arn(self) -> str:
+        return f"arn:aws:states:{self.region}:{self.account}:stateMachine:{self.state_machine}"
+
+    def role_arn(self, name: str) -> str:
+        return f"arn:aws:iam::{self.account}:role/{self.prefix}-{name}"
+
+    @property
+    def training_image(self) -> str:
+        # Never pulled: the SageMaker runner runs the training package from this checkout.
+        return f"{self.account}.dkr.ecr.{self.region}.amazonaws.com/{self.prefix}-training:local"
+
+
+# --- what to create ------------------------------------------------------------------------------
+
+
+def table_spec(names: LocalNames) -> dict[str, Any]:
+    return {
+        "TableName": names.table,
+        "KeySchema": [
+            {"AttributeName": settings.PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": settings.SORT_KEY, "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": "S"}
+            for name in (
+                settings.PARTITION_KEY,
+                settings.SORT_KEY,
+                settings.OWNER_INDEX_PARTITION_KEY,
+                settings.OWNER_INDEX_SORT_KEY,
+            )
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": settings.OWNER_INDEX,
+                "KeySchema": [
+                    {"AttributeName": settings.OWNER_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": settings.OWNER_INDEX_SORT_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": settings.STREAM_VIEW_TYPE},
+    }
+
+
+def handler_environment(names: LocalNames) -> dict[str, str]:
+    """The environment both functions get (the CDK stack sets the same variable names)."""
+    return {
+        settings.ENV_TABLE: names.table,
+        settings.ENV_BUCKET: names.bucket,
+        settings.ENV_STATE_MACHINE_ARN: names.state_machine_arn,
+        settings.ENV_TRAINING_JOB_PREFIX: names.training_job_prefix,
+        "POWERTOOLS_SERVICE_NAME": "opencomposer",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+def function_specs(names: LocalNames) -> list[dict[str, Any]]:
+    """create_function arguments, without the code (see `lambda_package`)."""
+    common = {
+        "Runtime": LAMBDA_RUNTIME,
+        "Role": names.role_arn("lambda"),
+        "Environment": {"Variables": handler_environment(names)},
+        "MemorySize": 512,
+    }
+    return [
+        {"FunctionName": names.api_function, "Handler": settings.API_HANDLER, "Timeout": 29, **common},
+        {"FunctionName": names.stream_function, "Handler": settings.STREAM_HANDLER, "Timeout": 60, **common},
+    ]
+
+
+def event_source_mapping_spec(names: LocalNames, stream_arn: str) -> dict[str, Any]:
+    return {
+        "EventSourceArn": stream_arn,
+        "FunctionName": names.stream_function,
+        "StartingPosition": "TRIM_HORIZON",
+        "BatchSize": 10,
+        "FilterCriteria": {"Filters": [{"Pattern": json.dumps(settings.STREAM_FILTER_PATTERN)}]},
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+    }
+
+
+def definition_substitutions(names: LocalNames) -> dict[str, str]:
+    """Local values for the ASL file's `${Placeholders}`, as CDK's definition substitutions."""
+    return {
+        "JobsTableName": names.table,
+        "ArtifactsBucketName": names.bucket,
+        "TrainingImageUri": names.training_image,
+        "TrainingImage": names.training_image,
+        "TrainingRoleArn": names.role_arn("training"),
+        "SageMakerRoleArn": names.role_arn("training"),
+        "TrainingJobPrefix": names.training_job_prefix,
+        "TrainingInstanceType": "ml.m5.large",
+        "TrainingInstanceCount": "1",
+        "TrainingVolumeSizeInGB": "10",
+        "MaxRuntimeInSeconds": "86400",
+        "Region": names.region,
+        "AccountId": names.account,
+    }
+
+
+def render_definition(text: str, substitutions: dict[str, str]) -> str:
+    """`${Name}` → value, exactly as CDK's `definitionSubstitutions` (plain text replacement)."""
+    missing = sorted(set(_PLACEHOLDER.findall(text)) - set(substitutions))
+    if missing:
+        raise ValueError(f"{ASL_PATH.name}: no local value for placeholder(s) {', '.join(missing)}")
+    return _PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], text)
+
+
+def resource_specs(names: LocalNames | None = None) -> dict[str, Any]:
+    """Everything the local stack creates, as data (for the infra tests' comparison)."""
+    names = names or LocalNames()
+    stream_arn = f"arn:aws:dynamodb:{names.region}:{names.account}:table/{names.table}/stream/local"
+    return {
+        "table": table_spec(names),
+        "bucket": {"Bucket": names.bucket},
+        "functions": function_specs(names),
+        "event_source_mapping": event_source_mapping_spec(names, stream_arn),
+        "state_machine": {"name": names.state_machine, "definition_substitutions": definition_substitutions(names)},
+    }
+
+
+def lambda_package(source: Path = LAMBDA_PACKAGE_DIR) -> bytes:
+    """The Lambda asset: a zip holding the `lambdas/` package (dependencies come from the venv)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(source.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                archive.write(path, Path(source.name) / path.relative_to(source))
+    return buffer.getvalue()
+
+
+# --- creation ------------------------------------------------------------------------------------
+
+
+@dataclass
+class CreatedResources:
+    names: LocalNames
+    stream_arn: str
+    state_machine_arn: str
+    mapping_uuid: str
+
+
+_ASSUME = {
+    "lambda": "lambda.amazonaws.com",
+    "states": "states.amazonaws.com",
+    "training": "sagemaker.amazonaws.com",
+}
+
+
+def create_all(session: Any, endpoint_url: str, names: LocalNames | None = None) -> CreatedResources:
+    """Create every resource in moto (`session`: a boto3 Session with the fake credentials)."""
+    names = names or LocalNames()
+
+    def client(service: str) -> Any:
+        return session.client(service, endpoint_url=endpoint_url, region_name=names.region)
+
+    iam = client("iam")
+    for role, service in _ASSUME.items():
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+        }
+        iam.create_role(RoleName=f"{names.prefix}-{role}", AssumeRolePolicyDocument=json.dumps(policy))
+
+    dynamodb = client("dynamodb")
+    table = dynamodb.create_table(**table_spec(names))["TableDescription"]
+    client("s3").create_bucket(Bucket=names.bucket)
+
+    definition = render_definition(ASL_PATH.read_text(), definition_substitutions(names))
+    state_machine_arn = client("stepfunctions").create_state_machine(
+        name=names.state_machine, definition=definition, roleArn=names.role_arn("states")
+    )["stateMachineArn"]
+
+    lam = client("lambda")
+    code = lambda_package()
+    for spec in function_specs(names):
+        lam.create_function(Code={"ZipFile": code}, **spec)
+    mapping = lam.create_event_source_mapping(**event_source_mapping_spec(names, table["LatestStreamArn"]))
+    return CreatedResources(
+        names=names,
+        stream_arn=table["LatestStreamArn"],
+        state_machine_arn=state_machine_arn,
+        mapping_uuid=mapping["UUID"],
+    )

@@ -1,0 +1,226 @@
+"""Start and stop the whole local stack in this process.
+
+moto's server on 127.0.0.1 (an ephemeral port) with Step Functions execution on, the resources
+of `resources.py`, and the pieces moto lacks: the Lambda runtime with asynchronous stream
+delivery, the SageMaker runner, the state machine's `createTrainingJob.sync` integration, and
+the HTTP front door.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lambdas.common import settings
+from opencomposer.local.front_door import FrontDoor
+from opencomposer.local.lambda_runtime import LambdaRuntime, StreamDelivery
+from opencomposer.local.resources import CreatedResources, LocalNames, create_all
+from opencomposer.local.sagemaker_runner import DEFAULT_ENTRY_POINT, SageMakerRunner
+
+log = logging.getLogger(__name__)
+
+ENV_HOME = "OPENCOMPOSER_HOME"
+ENV_PORT = "OPENCOMPOSER_PORT"
+STATE_DIR_NAME = ".opencomposer"
+# The process environment the stack sets while it runs: moto's Step Functions interpreter
+# makes its own boto3 clients, which call http://localhost:$MOTO_PORT with these credentials.
+_FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": settings.LOCAL_REGION,
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+}
+_REMOVED_ENV = ("AWS_PROFILE", "AWS_ENDPOINT_URL")
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get(ENV_HOME) or Path.cwd() / STATE_DIR_NAME)
+
+
+def api_port() -> int:
+    return int(os.environ.get(ENV_PORT) or settings.DEFAULT_LOCAL_PORT)
+
+
+@dataclass
+class LocalStackOptions:
+    home: Path | None = None
+    port: int | None = None  # front door; 0 = any free port
+    training_entry_point: Sequence[str] = DEFAULT_ENTRY_POINT
+    stop_grace_s: float = 10.0
+    names: LocalNames = LocalNames()
+
+
+class LocalStack:
+    def __init__(self, options: LocalStackOptions | None = None) -> None:
+        self.options = options or LocalStackOptions()
+        self.home = Path(self.options.home or state_dir()).resolve()
+        self.logs_dir = self.home / "logs"
+        self.names = self.options.names
+        self.moto_url = ""
+        self.resources: CreatedResources | None = None
+        self.runtime: LambdaRuntime | None = None
+        self.delivery: StreamDelivery | None = None
+        self.runner: SageMakerRunner | None = None
+        self.front_door: FrontDoor | None = None
+        self._moto: Any = None
+        self._saved_env: dict[str, str | None] = {}
+        self._sync_integration: Any = None
+
+    @property
+    def api_url(self) -> str:
+        assert self.front_door is not None, "start() first"
+        return self.front_door.url
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of the local AWS (fake credentials, moto's endpoint)."""
+        import boto3
+
+        return boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=self.names.region
+        ).client(service, endpoint_url=self.moto_url)
+
+    def start(self) -> LocalStack:
+        from moto.server import ThreadedMotoServer
+
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            self._moto.start()
+            host, port = self._moto.get_host_and_port()
+            self.moto_url = f"http://{host}:{port}"
+            self._set_env({**_FAKE_ENV, "MOTO_PORT": str(port)})
+            self._configure_moto({"stepfunctions": {"execute_state_machine": True}})
+
+            self.runtime = LambdaRuntime(self.home, self.logs_dir, self.moto_url)
+            self.runtime.install()
+            self.delivery = StreamDelivery()
+            self.delivery.install()
+            self.runner = SageMakerRunner(
+                self.home,
+                self.logs_dir,
+                self.moto_url,
+                entry_point=self.options.training_entry_point,
+                stop_grace_s=self.options.stop_grace_s,
+            )
+            self.runner.install()
+            self._install_sync_integration()
+
+            import boto3
+
+            session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+            self.resources = create_all(session, self.moto_url, self.names)
+            self._prewarm()
+
+            from botocore.config import Config
+
+            lambda_client = session.client(
+                "lambda",
+                endpoint_url=self.moto_url,
+                region_name=self.names.region,
+                config=Config(read_timeout=120, retries={"max_attempts": 1}, max_pool_connections=32),
+            )
+            port_wanted = self.options.port if self.options.port is not None else api_port()
+            self.front_door = FrontDoor(lambda_client, self.names.api_function, port=port_wanted)
+            self.front_door.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop everything, in reverse order; running trainings are stopped (jobs end Stopped)."""
+        if self.front_door is not None:
+            self.front_door.stop()
+            self.front_door = None
+        if self.runner is not None:
+            self.runner.uninstall()
+            self.runner = None
+        if self.delivery is not None:
+            self.delivery.uninstall()
+            self.delivery = None
+        if self.runtime is not None:
+            self.runtime.uninstall()
+            self.runtime = None
+        self._uninstall_sync_integration()
+        if self._moto is not None:
+            try:
+                # moto's backends are process-wide: leave nothing behind for the next stack.
+                self._post_moto("/moto-api/reset", {})
+            except OSError:
+                pass
+            self._moto.stop()
+            self._moto = None
+        self._restore_env()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- pieces -----------------------------------------------------------------------------------
+    def _install_sync_integration(self) -> None:
+        """`sagemaker:createTrainingJob.sync` for moto's interpreter (its own module)."""
+        from opencomposer.local import stepfunctions_sagemaker
+
+        self._sync_integration = stepfunctions_sagemaker
+        stepfunctions_sagemaker.install()
+
+    def _uninstall_sync_integration(self) -> None:
+        if self._sync_integration is not None:
+            uninstall = getattr(self._sync_integration, "uninstall", None)
+            if uninstall is not None:
+                uninstall()
+            self._sync_integration = None
+
+    def _prewarm(self) -> None:
+        from moto.awslambda.models import lambda_backends
+
+        assert self.runtime is not None
+        backend = lambda_backends[self.names.account][self.names.region]
+        for name in (self.names.api_function, self.names.stream_function):
+            self.runtime.prewarm(backend.get_function(name))
+
+    def _configure_moto(self, config: dict[str, Any]) -> None:
+        self._post_moto("/moto-api/config", config)
+
+    def _post_moto(self, path: str, body: dict[str, Any]) -> None:
+        request = urllib.request.Request(
+            self.moto_url + path, data=json.dumps(body).encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            reply.read()
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for name in (*values, *_REMOVED_ENV):
+            self._saved_env.setdefault(name, os.environ.get(name))
+        for name in _REMOVED_ENV:
+            os.environ.pop(name, None)
+        os.environ.update(values)
+
+    def _restore_env(self) -> None:
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env = {}
+
+
+@contextmanager
+def running(options: LocalStackOptions | None = None) -> Iterator[LocalStack]:
+    stack = LocalStack(options)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()

@@ -1,0 +1,179 @@
+"""The local Lambda runtime and stream delivery, on moto's server with a tiny handler of our own."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from opencomposer.local.lambda_runtime import LambdaRuntime, StreamDelivery
+
+HANDLER_SOURCE = '''
+import json, os, pathlib, time
+
+def handle(event, context):
+    if event.get("fail"):
+        raise ValueError("asked to fail")
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    print("handled", json.dumps(event))
+    return {
+        "pid": os.getpid(),
+        "table": os.environ.get("TABLE"),
+        "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
+        "function_name": context.function_name,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+        "event": event,
+    }
+
+def stream(event, context):
+    """Fails each record once (batchItemFailures), then records it as processed."""
+    seen = pathlib.Path(os.environ["SEEN_DIR"])
+    deadline = time.time() + 20
+    while not (seen / "release").exists() and time.time() < deadline:
+        time.sleep(0.05)  # the test releases the handler only after its puts returned
+    failures = []
+    for record in event["Records"]:
+        key = record["dynamodb"]["Keys"]["pk"]["S"]
+        marker = seen / ("tried-" + key)
+        if not marker.exists():
+            marker.touch()
+            failures.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})
+            continue
+        (seen / ("done-" + key)).touch()
+    return {"batchItemFailures": failures}
+'''
+
+
+@pytest.fixture()
+def moto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    runtime = LambdaRuntime(tmp_path, tmp_path / "logs", url)
+    delivery = StreamDelivery(max_backoff_s=0.2)
+    runtime.install()
+    delivery.install()
+    try:
+        yield {"url": url, "runtime": runtime, "delivery": delivery, "tmp": tmp_path}
+    finally:
+        delivery.uninstall()
+        runtime.uninstall()
+        boto3.client("s3", endpoint_url=url)  # keep moto import side effects symmetrical
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=5)
+        server.stop()
+
+
+def _client(moto: dict[str, Any], service: str) -> Any:
+    return boto3.client(service, endpoint_url=moto["url"], region_name="us-east-1")
+
+
+def _function(moto: dict[str, Any], name: str, handler: str, env: dict[str, str], timeout: int = 10) -> None:
+    iam = _client(moto, "iam")
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_role(RoleName="fn", AssumeRolePolicyDocument="{}")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("tiny.py", HANDLER_SOURCE)
+    _client(moto, "lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role="arn:aws:iam::123456789012:role/fn",
+        Handler=handler,
+        Code={"ZipFile": buffer.getvalue()},
+        Timeout=timeout,
+        Environment={"Variables": env},
+    )
+
+
+def _invoke(moto: dict[str, Any], name: str, event: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    reply = _client(moto, "lambda").invoke(FunctionName=name, Payload=json.dumps(event))
+    return json.loads(reply["Payload"].read()), reply.get("FunctionError")
+
+
+def test_invoke_runs_the_handler_in_a_warm_worker_with_the_function_environment(moto: dict[str, Any]) -> None:
+    _function(moto, "tiny", "tiny.handle", {"TABLE": "jobs"})
+
+    first, error = _invoke(moto, "tiny", {"n": 1})
+    second, _ = _invoke(moto, "tiny", {"n": 2})
+
+    assert error is None
+    assert first["event"] == {"n": 1} and second["event"] == {"n": 2}
+    assert first["table"] == "jobs"
+    assert first["endpoint"] == moto["url"]
+    assert first["function_name"] == "tiny"
+    assert 0 < first["remaining_ms"] <= 10_000
+    assert first["pid"] == second["pid"], "the execution environment is reused"
+    log = (moto["tmp"] / "logs" / "tiny.log").read_text()
+    assert 'handled {"n": 2}' in log and "START RequestId" in log and "REPORT RequestId" in log
+
+
+def test_a_raising_handler_is_a_function_error_and_the_worker_survives(moto: dict[str, Any]) -> None:
+    _function(moto, "tiny", "tiny.handle", {})
+
+    payload, error = _invoke(moto, "tiny", {"fail": True})
+    after, after_error = _invoke(moto, "tiny", {"n": 3})
+
+    assert error is not None
+    assert payload["errorType"] == "ValueError" and payload["errorMessage"] == "asked to fail"
+    assert after_error is None and after["event"] == {"n": 3}
+    assert "ValueError: asked to fail" in (moto["tmp"] / "logs" / "tiny.log").read_text()
+
+
+def test_a_handler_past_its_timeout_is_killed_and_the_next_call_gets_a_fresh_worker(moto: dict[str, Any]) -> None:
+    _function(moto, "slow", "tiny.handle", {}, timeout=1)
+    before, _ = _invoke(moto, "slow", {"n": 0})
+
+    payload, error = _invoke(moto, "slow", {"sleep": 5})
+    after, _ = _invoke(moto, "slow", {"n": 1})
+
+    assert error is not None and "timed out" in payload["errorMessage"]
+    assert after["pid"] != before["pid"]
+
+
+def test_stream_delivery_is_asynchronous_and_retries_reported_failures(moto: dict[str, Any], tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    _function(moto, "streamfn", "tiny.stream", {"SEEN_DIR": str(seen)})
+    ddb = _client(moto, "dynamodb")
+    table = ddb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )["TableDescription"]
+    _client(moto, "lambda").create_event_source_mapping(
+        EventSourceArn=table["LatestStreamArn"],
+        FunctionName="streamfn",
+        StartingPosition="TRIM_HORIZON",
+        BatchSize=10,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+    )
+
+    for i in range(5):
+        ddb.put_item(TableName="t", Item={"pk": {"S": f"k{i}"}})
+    # Every put returned while the handler was still held: delivery is off the request path.
+    assert not list(seen.glob("done-*"))
+    (seen / "release").touch()
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(list(seen.glob("done-*"))) < 5:
+        time.sleep(0.1)
+    assert sorted(p.name for p in seen.glob("done-*")) == [f"done-k{i}" for i in range(5)]
+    assert sorted(p.name for p in seen.glob("tried-*")) == [f"tried-k{i}" for i in range(5)]

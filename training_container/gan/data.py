@@ -175,7 +175,8 @@ def chorale_from_score(name: str, score) -> Chorale:
     steps_per_bar = int(bar)
     measures = list(parts[0].getElementsByClass(stream.Measure))
     starts = np.array([_steps(m.offset) for m in measures])
-    shifts = np.array(bar_line_shifts(starts, [_steps(m.duration.quarterLength) for m in measures], steps_per_bar))
+    lengths = [_steps(m.duration.quarterLength) for m in measures]
+    shifts = np.array(bar_line_shifts(starts, lengths, steps_per_bar))
     voices = []
     for part in parts:
         notes = _timed_notes(part)

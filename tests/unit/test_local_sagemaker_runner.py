@@ -1,0 +1,186 @@
+"""The SageMaker runner on moto's server, running a small script under the container contract."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import tarfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto.server import ThreadedMotoServer
+
+from opencomposer.local.sagemaker_runner import SageMakerRunner
+
+SCRIPT = r'''
+import argparse, json, os, pathlib, signal, sys, time
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--epochs")
+parser.add_argument("--mode")
+args = parser.parse_args()
+out = pathlib.Path(os.environ["SM_OUTPUT_DATA_DIR"])
+if args.mode == "fail-with-file":
+    (out.parent / "failure").write_text("ValueError: the melody has no notes")
+    sys.exit(1)
+if args.mode == "crash":
+    raise RuntimeError("boom from the training script")
+if args.mode in ("hang", "stubborn"):
+    if args.mode == "stubborn":
+        signal.signal(signal.SIGTERM, lambda *a: print("ignoring SIGTERM", flush=True))
+    print("training forever", flush=True)
+    while True:
+        time.sleep(0.1)
+channel = pathlib.Path(os.environ["SM_CHANNEL_MELODY"])
+info = {
+    "epochs_flag": args.epochs,
+    "hps": json.loads(os.environ["SM_HPS"]),
+    "melody": sorted(p.name for p in channel.iterdir()),
+    "melody_bytes": (channel / "melody.mid").read_bytes().decode(),
+    "job_env": os.environ.get("OPENCOMPOSER_JOB_ID"),
+    "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
+}
+model = pathlib.Path(os.environ["SM_MODEL_DIR"])
+(model / "info.json").write_text(json.dumps(info))
+print("epoch 1/1 done")
+'''
+
+
+@pytest.fixture()
+def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    runner = SageMakerRunner(tmp_path / "state", tmp_path / "logs", url, entry_point=[sys.executable, str(script)],
+                             pythonpath=[], stop_grace_s=0.5)
+    runner.install()
+    s3 = boto3.client("s3", endpoint_url=url)
+    s3.create_bucket(Bucket="art")
+    s3.put_object(Bucket="art", Key="jobs/j1/input/melody.mid", Body=b"MThd-fake")
+    try:
+        yield {"url": url, "runner": runner, "s3": s3, "tmp": tmp_path,
+               "sm": boto3.client("sagemaker", endpoint_url=url)}
+    finally:
+        runner.uninstall()
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=5)
+        server.stop()
+
+
+def _create(stack: dict[str, Any], name: str, mode: str = "ok", max_runtime: int = 3600) -> None:
+    stack["sm"].create_training_job(
+        TrainingJobName=name,
+        HyperParameters={"epochs": "3", "mode": mode},
+        AlgorithmSpecification={"TrainingImage": "local/training:latest", "TrainingInputMode": "File"},
+        RoleArn="arn:aws:iam::123456789012:role/training",
+        InputDataConfig=[{
+            "ChannelName": "melody",
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://art/jobs/j1/input/"}},
+        }],
+        OutputDataConfig={"S3OutputPath": "s3://art/jobs/j1/model/"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        StoppingCondition={"MaxRuntimeInSeconds": max_runtime},
+        Environment={"OPENCOMPOSER_JOB_ID": "j1"},
+    )
+
+
+def _wait(stack: dict[str, Any], name: str, timeout: float = 30) -> dict[str, Any]:
+    stack["runner"].wait(name, timeout)
+    return stack["sm"].describe_training_job(TrainingJobName=name)  # type: ignore[no-any-return]
+
+
+def _wait_for_log(stack: dict[str, Any], name: str, text: str) -> None:
+    log = stack["tmp"] / "logs" / f"{name}.log"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if log.exists() and text in log.read_text():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} never appeared in {log}")
+
+
+def test_a_successful_job_runs_under_the_container_contract_and_uploads_its_model(stack: dict[str, Any]) -> None:
+    _create(stack, "job-ok")
+    assert stack["sm"].describe_training_job(TrainingJobName="job-ok")["TrainingJobStatus"] in (
+        "InProgress", "Completed")
+
+    job = _wait(stack, "job-ok")
+
+    assert job["TrainingJobStatus"] == "Completed"
+    uri = job["ModelArtifacts"]["S3ModelArtifacts"]
+    assert uri == "s3://art/jobs/j1/model/job-ok/output/model.tar.gz"
+    body = stack["s3"].get_object(Bucket="art", Key="jobs/j1/model/job-ok/output/model.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        info = json.load(tar.extractfile("info.json"))  # type: ignore[arg-type]
+    assert info == {
+        "epochs_flag": "3",
+        "hps": {"epochs": "3", "mode": "ok"},
+        "melody": ["melody.mid"],
+        "melody_bytes": "MThd-fake",
+        "job_env": "j1",
+        "endpoint": stack["url"],
+    }
+    assert "epoch 1/1 done" in (stack["tmp"] / "logs" / "job-ok.log").read_text()
+
+
+def test_a_failing_job_is_failed_with_the_reason_from_the_failure_file(stack: dict[str, Any]) -> None:
+    _create(stack, "job-fail", mode="fail-with-file")
+
+    job = _wait(stack, "job-fail")
+
+    assert job["TrainingJobStatus"] == "Failed"
+    assert "ValueError: the melody has no notes" in job["FailureReason"]
+    assert "ModelArtifacts" not in job
+
+
+def test_a_crash_without_failure_file_reports_the_end_of_its_output(stack: dict[str, Any]) -> None:
+    _create(stack, "job-crash", mode="crash")
+
+    job = _wait(stack, "job-crash")
+
+    assert job["TrainingJobStatus"] == "Failed"
+    assert "RuntimeError: boom from the training script" in job["FailureReason"]
+
+
+def test_stop_training_job_terminates_the_process(stack: dict[str, Any]) -> None:
+    _create(stack, "job-hang", mode="hang")
+    _wait_for_log(stack, "job-hang", "training forever")
+
+    stack["sm"].stop_training_job(TrainingJobName="job-hang")
+    job = _wait(stack, "job-hang")
+
+    assert job["TrainingJobStatus"] == "Stopped"
+    with pytest.raises(ClientError, match="Stopped"):
+        stack["sm"].stop_training_job(TrainingJobName="job-hang")
+
+
+def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(stack: dict[str, Any]) -> None:
+    _create(stack, "job-stubborn", mode="stubborn")
+    _wait_for_log(stack, "job-stubborn", "training forever")
+
+    stack["sm"].stop_training_job(TrainingJobName="job-stubborn")
+    job = _wait(stack, "job-stubborn")
+
+    assert job["TrainingJobStatus"] == "Stopped"
+    assert "ignoring SIGTERM" in (stack["tmp"] / "logs" / "job-stubborn.log").read_text()
+
+
+def test_max_runtime_stops_the_job(stack: dict[str, Any]) -> None:
+    _create(stack, "job-long", mode="hang", max_runtime=1)
+
+    job = _wait(stack, "job-long")
+
+    assert job["TrainingJobStatus"] == "Stopped"
+    assert job["SecondaryStatus"] == "MaxRuntimeExceeded"

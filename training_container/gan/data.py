@@ -333,7 +333,7 @@ def load_midi_folder(folder: Path) -> tuple[list[Chorale], list[tuple[str, str]]
     """A folder of multi-track MIDI files (first note track = melody, next three =
     accompaniment) → (usable chorales, [(file name, reason rejected)]). Split them with
     `split_by_melody`."""
-    from .midi import MidiError, read_chorale
+    from .midi import MidiError, read_tracks
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -343,9 +343,16 @@ def load_midi_folder(folder: Path) -> tuple[list[Chorale], list[tuple[str, str]]
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".mid", ".midi"))
     for path in files:
         try:
-            usable.append(read_chorale(path))
+            lines = read_tracks(path, count=len(VOICES))
         except MidiError as error:
             rejected.append((path.name, str(error)))
+            continue
+        if not lines.pitches[0].any():
+            rejected.append(
+                (path.name, "the first note track (the melody) has no note on the 16th-note grid")
+            )
+            continue
+        usable.append(Chorale(path.name, lines.pitches, lines.onsets, lines.steps_per_bar))
     others = sorted(p.name for p in folder.iterdir() if p.is_file() and p not in files)
     rejected += [(name, "not a MIDI file (expected a .mid or .midi name)") for name in others]
     return usable, rejected
@@ -368,15 +375,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         save_chorales(path, chorales)
         for name, reason in skipped:
             print(f"skipped {name}: {reason}")
-        print(f"built {len(chorales)} chorales ({len(skipped)} files skipped) in "
-              f"{time.perf_counter() - started:.1f} s")
+        print(
+            f"built {len(chorales)} chorales ({len(skipped)} files skipped) in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
     splits = split_by_melody(read_chorales(path))
     meters: dict[int, int] = {}
     for chorale in splits.train + splits.validation + splits.test:
         meters[chorale.steps_per_bar] = meters.get(chorale.steps_per_bar, 0) + 1
-    print(f"{path} ({path.stat().st_size / 1e6:.2f} MB): {splits.counts()}; "
-          f"pieces by steps per bar: {dict(sorted(meters.items()))}; "
-          f"total {time.perf_counter() - started:.1f} s")
+    print(
+        f"{path} ({path.stat().st_size / 1e6:.2f} MB): {splits.counts()}; "
+        f"pieces by steps per bar: {dict(sorted(meters.items()))}; "
+        f"total {time.perf_counter() - started:.1f} s"
+    )
     return 0
 
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import boto3
 from boto3.dynamodb.conditions import Attr, Key
-from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
 from lambdas.common import settings
@@ -114,8 +113,7 @@ class JobsRepository:
             "request_hash": idempotency["request_hash"],
             "created_at": job["created_at"],
         }
-        # The resource layer has no transaction call; the client takes typed attribute values.
-        serialize = TypeSerializer().serialize
+        # The resource's own client serialises Python values, as the Table methods do.
         new_item = f"attribute_not_exists({settings.PARTITION_KEY})"
         try:
             self._table.meta.client.transact_write_items(
@@ -123,7 +121,7 @@ class JobsRepository:
                     {
                         "Put": {
                             "TableName": self._table.name,
-                            "Item": {k: serialize(v) for k, v in written.items()},
+                            "Item": written,
                             "ConditionExpression": new_item,
                         }
                     }

@@ -1,0 +1,176 @@
+"""The Step Functions `sagemaker:createTrainingJob.sync` integration for moto's interpreter.
+
+moto 5.2.5 lists `sagemaker` among the services it does not integrate
+(`_UNSUPPORTED_SERVICE_NAMES` in `state_task_service_factory`): a `.sync` task then ends in
+`States.Runtime`, which no Catch sees. `install()` puts the service below in its place.
+It behaves as Step Functions does on AWS for this integration:
+
+- CreateTrainingJob is called with the task's Parameters; an API error fails the task with
+  `SageMaker.<ErrorCode>` (so a Retry on `SageMaker.ThrottlingException` works);
+- the task then polls DescribeTrainingJob until the job is Completed, Failed or Stopped;
+- Completed: the description is the task's result; Failed/Stopped: the task fails with
+  `States.TaskFailed` and the description as its Cause (JSON, `FailureReason` included), which
+  is what the state machine reads its failure reason from.
+
+Only this one action is supported (the only one the project's state machine uses). Installing
+patches module state of moto's interpreter, so import and call it once per process, before
+any execution starts; it is safe to call twice. Pins: moto==5.2.5 (see pyproject).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+    StatesErrorNameType,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import StateCredentials
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
+    ResourceCondition,
+    ResourceRuntimePart,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+    StateTaskService,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (  # noqa: E501
+    StateTaskServiceCallback,
+)
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+SERVICE_NAME: Final = "sagemaker"
+# WaitForTaskToken is declared too, though unused: with it the callback machinery creates the
+# endpoint that its cleanup (`interrupt_all()`) dereferences unconditionally.
+_PATTERNS: Final = {ResourceCondition.Sync, ResourceCondition.WaitForTaskToken}
+_ACTION: Final = "create_training_job"
+_FINISHED_OK: Final = {"Completed"}
+_FINISHED_BADLY: Final = {"Failed", "Stopped"}
+
+
+def _jsonable(value: Any) -> Any:
+    """The description's datetimes as ISO strings: execution output must serialise to JSON."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class StateTaskServiceSageMaker(StateTaskServiceCallback):
+    def __init__(self) -> None:
+        super().__init__(supported_integration_patterns=set(_PATTERNS))
+
+    def _get_supported_parameters(self) -> set[str] | None:
+        # Any parameter: SageMaker validates them itself, as on AWS.
+        return set() if self._get_boto_service_action() == _ACTION else None
+
+    def _client(self, region: str, credentials: StateCredentials) -> Any:
+        return boto_client_for(service=SERVICE_NAME, region=region, state_credentials=credentials)
+
+    def _task_failure(self, env: Environment, error: str, cause: str) -> FailureEvent:
+        name = (
+            StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed)
+            if error == StatesErrorNameType.StatesTaskFailed.to_name()
+            else CustomErrorName(error)
+        )
+        return FailureEvent(
+            env=env,
+            error_name=name,
+            event_type=HistoryEventType.TaskFailed,
+            event_details=EventDetails(
+                taskFailedEventDetails=TaskFailedEventDetails(
+                    error=error,
+                    cause=cause,
+                    resource=self._get_sfn_resource(),
+                    resourceType=self._get_sfn_resource_type(),
+                )
+            ),
+        )
+
+    def _from_error(self, env: Environment, ex: Exception) -> FailureEvent:
+        if isinstance(ex, ClientError):
+            error = ex.response.get("Error", {})
+            return self._task_failure(env, f"SageMaker.{error.get('Code')}", str(error.get("Message")))
+        return super()._from_error(env=env, ex=ex)
+
+    def _wait_for_task_token(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError(f"Unsupported .waitForTaskToken procedure in {self.resource.resource_arn}")
+
+    def _eval_service_task(
+        self,
+        env: Environment,
+        resource_runtime_part: ResourceRuntimePart,
+        normalised_parameters: dict,
+        state_credentials: StateCredentials,
+    ) -> None:
+        sagemaker = self._client(resource_runtime_part.region, state_credentials)
+        response = getattr(sagemaker, self._get_boto_service_action())(**normalised_parameters)
+        response.pop("ResponseMetadata", None)
+        env.stack.append(response)
+
+    def _build_sync_resolver(
+        self,
+        env: Environment,
+        resource_runtime_part: ResourceRuntimePart,
+        normalised_parameters: dict,
+        state_credentials: StateCredentials,
+    ) -> Callable[[], Any] | None:
+        env.stack.pop()  # CreateTrainingJob's answer: only the ARN, the name is in the request
+        name = normalised_parameters["TrainingJobName"]
+        sagemaker = self._client(resource_runtime_part.region, state_credentials)
+
+        def resolve() -> Any | None:
+            description = sagemaker.describe_training_job(TrainingJobName=name)
+            description.pop("ResponseMetadata", None)
+            status = description.get("TrainingJobStatus")
+            if status in _FINISHED_OK:
+                return _jsonable(description)
+            if status in _FINISHED_BADLY:
+                failure = self._task_failure(
+                    env, StatesErrorNameType.StatesTaskFailed.to_name(), json.dumps(_jsonable(description))
+                )
+                raise FailureEventException(failure)
+            return None  # InProgress or Stopping: poll again
+
+        return resolve
+
+
+_original_factory: Callable[..., StateTaskService] | None = None
+
+
+def install() -> None:
+    """Makes moto's interpreter build SageMaker tasks with the service above."""
+    global _original_factory
+    if _original_factory is not None:
+        return
+    original = _original_factory = state_task_factory.state_task_service_for
+
+    def state_task_service_for(service_name: str) -> StateTaskService:
+        if service_name == SERVICE_NAME:
+            return StateTaskServiceSageMaker()
+        return original(service_name)
+
+    state_task_factory.state_task_service_for = state_task_service_for
+
+
+def uninstall() -> None:
+    """Puts moto's own factory back (SageMaker tasks are unsupported again)."""
+    global _original_factory
+    if _original_factory is not None:
+        state_task_factory.state_task_service_for = _original_factory
+        _original_factory = None

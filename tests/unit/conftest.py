@@ -1,0 +1,187 @@
+"""moto fixtures for the handler and state-machine tests: the Jobs table (with its owner index
+and stream), the artifacts bucket, and the handlers' environment, all in moto's decorator mode
+with Step Functions execution switched on."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambdas.common import dal, env, settings
+
+TABLE = "jobs-test"
+BUCKET = "artifacts-test"
+TRAINING_JOB_PREFIX = "opencomposer-test"
+
+
+@dataclass
+class FakeContext:
+    """What the Lambda runtime hands a handler (Powertools' logger reads these)."""
+
+    function_name: str = "api"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = (
+        f"arn:aws:lambda:{settings.LOCAL_REGION}:{settings.LOCAL_ACCOUNT}:function:api"
+    )
+    aws_request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def _clear_caches() -> None:
+    dal.client.cache_clear()
+    dal.table.cache_clear()
+    env.api_env.cache_clear()
+    env.stream_env.cache_clear()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv(settings.ENV_TABLE, TABLE)
+    monkeypatch.setenv(settings.ENV_BUCKET, BUCKET)
+    monkeypatch.setenv(settings.ENV_TRAINING_JOB_PREFIX, TRAINING_JOB_PREFIX)
+    monkeypatch.setenv(
+        settings.ENV_STATE_MACHINE_ARN,
+        f"arn:aws:states:{settings.LOCAL_REGION}:{settings.LOCAL_ACCOUNT}:stateMachine:training",
+    )
+    _clear_caches()
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        _create_resources()
+        yield
+    _clear_caches()
+
+
+def _create_resources() -> None:
+    boto3.client("dynamodb").create_table(
+        TableName=TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": "S"}
+            for name in (
+                settings.PARTITION_KEY,
+                settings.SORT_KEY,
+                settings.OWNER_INDEX_PARTITION_KEY,
+                settings.OWNER_INDEX_SORT_KEY,
+            )
+        ],
+        KeySchema=[
+            {"AttributeName": settings.PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": settings.SORT_KEY, "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": settings.OWNER_INDEX,
+                "KeySchema": [
+                    {"AttributeName": settings.OWNER_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": settings.OWNER_INDEX_SORT_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": settings.STREAM_VIEW_TYPE},
+    )
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+
+
+# --- the api handler, called as API Gateway would -------------------------------------------
+@dataclass
+class ApiResponse:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+def call_api(
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    raw_body: str | None = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    owner: str | None = settings.LOCAL_OWNER,
+    base64_body: bool = False,
+) -> ApiResponse:
+    from lambdas.api.handler import lambda_handler
+
+    if raw_body is None and body is not None:
+        raw_body = json.dumps(body)
+    all_headers = {"Content-Type": "application/json"} if raw_body is not None else {}
+    all_headers.update(headers or {})
+    if base64_body and raw_body is not None:
+        raw_body = base64.b64encode(raw_body.encode()).decode()
+    identity: dict[str, Any] = {"sourceIp": "127.0.0.1", "userArn": owner, "caller": None}
+    event = {
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": all_headers,
+        "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": path,
+            "httpMethod": method,
+            "path": f"/v1{path}",
+            "stage": "v1",
+            "requestId": uuid.uuid4().hex,
+            "identity": identity,
+        },
+        "body": raw_body,
+        "isBase64Encoded": base64_body,
+    }
+    response = lambda_handler(event, FakeContext())
+    text = response.get("body")
+    if text and response.get("isBase64Encoded"):
+        text = base64.b64decode(text).decode()
+    return ApiResponse(
+        status=response["statusCode"],
+        headers=response.get("headers") or {},
+        body=json.loads(text) if text else None,
+    )
+
+
+def table_items() -> list[dict[str, Any]]:
+    return boto3.resource("dynamodb").Table(TABLE).scan()["Items"]
+
+
+def bucket_keys() -> list[str]:
+    return [obj["Key"] for obj in boto3.client("s3").list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+
+
+def put_job_item(job_id: str, status: str, owner: str = settings.LOCAL_OWNER, **extra: Any) -> None:
+    """A job as it looks later in its life (written by the state machine and the container)."""
+    now = "2026-11-27T15:00:00.000Z"
+    boto3.resource("dynamodb").Table(TABLE).put_item(
+        Item={
+            settings.PARTITION_KEY: settings.job_pk(job_id),
+            settings.SORT_KEY: settings.JOB_SORT_KEY_VALUE,
+            settings.ITEM_TYPE: settings.JOB_ITEM,
+            "job_id": job_id,
+            "owner": owner,
+            "status": status,
+            "created_at": extra.pop("created_at", now),
+            "updated_at": now,
+            "hyperparameters": {
+                "epochs": 2,
+                "learning_rate": Decimal("0.001"),
+                "update_ratio": 5,
+                "batch_size": 8,
+                "seed": 0,
+            },
+            "melody": {"sample": "twinkle-twinkle"},
+            **extra,
+        }
+    )

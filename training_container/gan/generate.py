@@ -1,0 +1,102 @@
+"""Accompany a melody with a trained generator: a function and a command.
+
+    python -m gan.generate MODEL.pt MELODY.mid OUT.mid [--seed 0]
+
+The generator is fully convolutional, so it runs once over the whole melody, whatever its
+length (the lab cut every melody to its first two bars). The same model, melody and seed give
+the same MIDI: the noise comes from a generator seeded with `seed`, and decoding is an argmax.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+if not __package__:  # run as a file: import as a package
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import numpy as np
+import torch
+
+from gan.encoding import condition, decode
+from gan.model import Generator, ModelConfig
+
+SOPRANO_RANGE = (57, 81)  # Bach's soprano lines (notes/music-data.md)
+
+
+def load_generator(path: Path | str) -> Generator:
+    """A model file written by gan.train (or a training checkpoint) → generator in eval mode."""
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    generator = Generator(ModelConfig.from_dict(saved["config"]))
+    generator.load_state_dict(saved["generator"])
+    return generator.eval()
+
+
+def octave_shift(melody: np.ndarray) -> int:
+    """Whole octaves that move the melody's notes into a soprano's range as far as possible (a
+    tune written an octave high or low still gets chorale voices under it); 0 on a tie."""
+    sounding = melody[melody > 0].astype(int)
+    if sounding.size == 0:
+        return 0
+    outside = {k: int(((sounding + k < SOPRANO_RANGE[0]) | (sounding + k > SOPRANO_RANGE[1])).sum())
+               for k in range(-48, 49, 12)}
+    return min(outside, key=lambda k: (outside[k], abs(k)))
+
+
+@torch.no_grad()
+def harmonise(generator: Generator, melody: np.ndarray, onsets: np.ndarray, steps_per_bar: int,
+              seed: int = 0, first_bar_start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A melody line (MIDI pitches [T], 0 = rest; onsets [T]) → four voices: pitches uint8
+    [4, T] and onsets bool [4, T], the melody unchanged on top."""
+    config = generator.config
+    steps = len(melody)
+    shift = octave_shift(melody)
+    moved = np.where(melody > 0, melody.astype(int) + shift, 0)
+    padded = -(-max(steps, 1) // config.downsampling) * config.downsampling
+    cond = condition(np.pad(moved, (0, padded - steps)), np.pad(onsets, (0, padded - steps)),
+                     steps_per_bar, config, first_bar_start)
+    noise = torch.randn(generator.noise_shape(1, padded), generator=torch.Generator().manual_seed(seed))
+    was_training = generator.training
+    generator.eval()
+    pitch_logits, onset_logits = generator(cond[None], noise)
+    generator.train(was_training)
+    voices, voice_onsets = decode(pitch_logits[0, :, :, :steps], onset_logits[0, :, :steps], config)
+    voices = np.where(voices > 0, np.clip(voices.astype(int) - shift, 1, 127), 0).astype(np.uint8)
+    return (np.concatenate([melody[None].astype(np.uint8), voices]),
+            np.concatenate([onsets[None].astype(bool), voice_onsets]))
+
+
+def accompany(generator: Generator, melody_midi: bytes | Path, seed: int = 0) -> bytes:
+    """A melody MIDI file → a 4-track MIDI file (melody, alto, tenor, bass) at its tempo.
+    Raises gan.midi.MidiError for a file that is not MIDI or has no notes."""
+    from gan import midi
+
+    melody = midi.read_melody(melody_midi)
+    pitches, onsets = harmonise(generator, melody.pitches, melody.onsets, melody.steps_per_bar, seed,
+                                first_bar_start=melody.pickup_steps % melody.steps_per_bar)
+    return midi.write_chorale(pitches, onsets, tempo_bpm=melody.tempo_bpm, steps_per_bar=melody.steps_per_bar,
+                              pickup_steps=melody.pickup_steps)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from gan.midi import MidiError
+
+    parser = argparse.ArgumentParser(description="Accompany a melody MIDI with a trained model.")
+    parser.add_argument("model", type=Path, help="model.pt written by gan.train")
+    parser.add_argument("melody", type=Path, help="a MIDI file; its first note track is the melody")
+    parser.add_argument("out", type=Path, help="where to write the 4-track MIDI")
+    parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same MIDI (default 0)")
+    args = parser.parse_args(argv)
+    try:
+        args.out.write_bytes(accompany(load_generator(args.model), args.melody, args.seed))
+    except (MidiError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Progress of a training job, written where people and the API read it: one reporter, sinks.
+
+- `LocalSink`, always: `progress.jsonl` (one JSON object per event) and the MIDI files, in the
+  output data folder (SM_OUTPUT_DATA_DIR).
+- `AwsSink`, when the job's table, bucket and id are set (docs/contracts.md): the job's items
+  in DynamoDB and its MIDI in S3. boto3 honours AWS_ENDPOINT_URL, which the local stack points
+  at moto, so this is the same code on AWS and on a laptop.
+
+Per-epoch progress is best effort (a lost progress update must not kill an hour of training;
+boto3 already retries), the final composition is not (it is the job's product).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+try:
+    from lambdas.common import settings
+except ModuleNotFoundError:  # run as `python -m gan.train` from training_container/ alone
+    _root = next(p for p in Path(__file__).resolve().parents if (p / "lambdas/common/settings.py").exists())
+    sys.path.append(str(_root))
+    from lambdas.common import settings
+
+log = logging.getLogger(__name__)
+
+# Job statuses the container moves between (the full set lives with the API's job model).
+STARTING, TRAINING = "STARTING", "TRAINING"
+PROGRESS_FILE = "progress.jsonl"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _dynamo_value(value: Any) -> Any:
+    """Floats as Decimal (DynamoDB numbers); NaN and infinities, which it refuses, as null."""
+    if isinstance(value, float):
+        return Decimal(repr(round(value, 6))) if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _dynamo_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_dynamo_value(v) for v in value]
+    return value
+
+
+class Sink(Protocol):
+    def reference(self, values: Mapping[str, float]) -> None: ...
+    def epoch(self, epoch: int, epochs: int, metrics: Mapping[str, float]) -> None: ...
+    def sample(self, epoch: int, midi: bytes) -> None: ...
+    def compositions(self, midis: Mapping[str, bytes]) -> None: ...
+
+
+class LocalSink:
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def _append(self, event: str, **fields: Any) -> None:
+        with open(self.folder / PROGRESS_FILE, "a") as f:
+            f.write(json.dumps({"event": event, "time": _now(), **fields}) + "\n")
+
+    def reference(self, values: Mapping[str, float]) -> None:
+        self._append("reference", values=dict(values))
+
+    def epoch(self, epoch: int, epochs: int, metrics: Mapping[str, float]) -> None:
+        self._append("epoch", epoch=epoch, epochs=epochs, metrics=dict(metrics))
+
+    def sample(self, epoch: int, midi: bytes) -> None:
+        path = self.folder / "samples" / f"epoch-{epoch:04d}.mid"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(midi)
+        self._append("sample", epoch=epoch, path=str(path.relative_to(self.folder)))
+
+    def compositions(self, midis: Mapping[str, bytes]) -> None:
+        for name, midi in midis.items():
+            (self.folder / f"{name}.mid").write_bytes(midi)
+        self._append("compositions", names=list(midis))
+
+
+class AwsSink:
+    """The job's items in the jobs table and its MIDI in the artifacts bucket."""
+
+    def __init__(self, table: str, bucket: str, job_id: str):
+        import boto3  # only when the job reports to AWS: a laptop dry run needs no boto3 session
+
+        self.table = boto3.resource("dynamodb").Table(table)
+        self.s3 = boto3.client("s3")
+        self.bucket, self.job_id = bucket, job_id
+        self.key = {settings.PARTITION_KEY: settings.job_pk(job_id), settings.SORT_KEY: settings.JOB_SORT_KEY_VALUE}
+        self._training = False
+
+    def _update_job(self, expression: str, values: dict[str, Any], condition: str | None = None,
+                    names: dict[str, str] | None = None) -> None:
+        kwargs: dict[str, Any] = {
+            "Key": self.key,
+            "UpdateExpression": expression + ", updated_at = :now",
+            "ExpressionAttributeValues": _dynamo_value({**values, ":now": _now()}),
+            # Never create a job item: a job deleted meanwhile stays deleted.
+            "ConditionExpression": f"attribute_exists({settings.PARTITION_KEY})"
+            + (f" AND {condition}" if condition else ""),
+        }
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        self.table.update_item(**kwargs)
+
+    def reference(self, values: Mapping[str, float]) -> None:
+        self._update_job("SET reference = :r", {":r": dict(values)})
+
+    def epoch(self, epoch: int, epochs: int, metrics: Mapping[str, float]) -> None:
+        from botocore.exceptions import ClientError
+
+        self.table.put_item(Item=_dynamo_value({
+            settings.PARTITION_KEY: settings.job_pk(self.job_id),
+            settings.SORT_KEY: settings.epoch_sk(epoch),
+            settings.ITEM_TYPE: settings.EPOCH_ITEM,
+            "epoch": epoch,
+            "metrics": dict(metrics),
+        }))
+        self._update_job("SET progress = :p", {":p": {"epoch": epoch, "epochs": epochs, "metrics": dict(metrics)}})
+        if not self._training:
+            # STARTING → TRAINING once; a job already TRAINING (a resumed spot job) or STOPPING
+            # keeps its status: a job never moves backwards.
+            try:
+                self._update_job("SET #s = :training", {":training": TRAINING, ":starting": STARTING},
+                                 condition="#s = :starting", names={"#s": "status"})
+            except ClientError as e:
+                if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+            self._training = True
+
+    def sample(self, epoch: int, midi: bytes) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=settings.sample_key(self.job_id, epoch), Body=midi,
+                           ContentType="audio/midi")
+
+    def compositions(self, midis: Mapping[str, bytes]) -> None:
+        for name, midi in midis.items():
+            self.s3.put_object(Bucket=self.bucket, Key=settings.composition_key(self.job_id, name), Body=midi,
+                               ContentType="audio/midi")
+        self._update_job("SET compositions = :c", {":c": list(midis)})
+
+
+class Reporter:
+    """Sends each event to every sink; per-epoch events are best effort (see the module doc)."""
+
+    def __init__(self, sinks: list[Sink]):
+        self.sinks = sinks
+
+    @classmethod
+    def from_env(cls, output_dir: Path, environ: Mapping[str, str] = os.environ) -> Reporter:
+        sinks: list[Sink] = [LocalSink(output_dir)]
+        aws = [environ.get(n) for n in
+               (settings.ENV_TRAINING_TABLE, settings.ENV_TRAINING_BUCKET, settings.ENV_TRAINING_JOB_ID)]
+        if all(aws):
+            sinks.append(AwsSink(*aws))  # type: ignore[arg-type]
+        return cls(sinks)
+
+    def _each(self, method: str, *args: Any, best_effort: bool) -> None:
+        for sink in self.sinks:
+            try:
+                getattr(sink, method)(*args)
+            except Exception:
+                if not best_effort:
+                    raise
+                log.warning("progress %s to %s failed; training goes on", method, type(sink).__name__,
+                            exc_info=True)
+
+    def reference(self, values: Mapping[str, float]) -> None:
+        self._each("reference", values, best_effort=True)
+
+    def epoch(self, epoch: int, epochs: int, metrics: Mapping[str, float]) -> None:
+        self._each("epoch", epoch, epochs, metrics, best_effort=True)
+
+    def sample(self, epoch: int, midi: bytes) -> None:
+        self._each("sample", epoch, midi, best_effort=True)
+
+    def compositions(self, midis: Mapping[str, bytes]) -> None:
+        self._each("compositions", midis, best_effort=False)

@@ -1,0 +1,375 @@
+"""Train the accompaniment GAN: the SageMaker script-mode entry point (`python -m gan.train`).
+
+The same script runs under SageMaker, under the local stack's runner and on a laptop: every path
+comes from the SageMaker variables (docs/contracts.md), with a local fallback under `./sm/`.
+
+    python -m gan.train --epochs 20 --learning_rate 0.001 --update_ratio 5 --batch_size 64 --seed 0
+    python -m gan.train --dry-run          # one short cycle of everything, for CI
+
+An epoch is a fixed number of generator updates (`STEPS_PER_EPOCH`), not a pass over the data,
+so one epoch takes seconds on two cores and `epochs` alone sets the training time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+if not __package__:  # run as a file (SageMaker's SAGEMAKER_PROGRAM=gan/train.py): import as a package
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import torch
+import torch.nn.functional as F
+
+from gan import data as gan_data
+from gan.encoding import Windows
+from gan.generate import accompany, harmonise
+from gan.model import Critic, Generator, ModelConfig, as_critic_input, gradient_penalty
+from gan.reporter import Reporter
+
+log = logging.getLogger("gan.train")
+
+STEPS_PER_EPOCH = 12  # generator updates per epoch
+SAMPLE_EVERY = 5  # epochs between sample MIDI files (and the last epoch)
+GRADIENT_PENALTY_WEIGHT = 10.0  # WGAN-GP's λ (Gulrajani et al. 2017)
+ADVERSARIAL_WEIGHT = 0.1  # the critic's term in the generator's loss, beside the supervised term
+ADAM_BETAS = (0.5, 0.9)  # the lab's and WGAN-GP's
+FINAL_LEARNING_RATE = 0.1  # cosine decay to this share of `learning_rate` by the last epoch
+CHECKPOINT_FILE = "checkpoint.pt"
+MODEL_FILE = "model.pt"
+FINAL_COMPOSITION = "final"
+STOP_EXIT_CODE = 128 + signal.SIGTERM
+
+
+@dataclass
+class Hyperparameters:
+    """What a job may set, with the defaults a job gets when it names none (the API's
+    lambdas/common/models.py mirrors them). These reach the quality bar in under 5 minutes on
+    two CPU cores: bench/bench_training.py measures it."""
+
+    epochs: int = 20
+    learning_rate: float = 0.001
+    update_ratio: int = 5
+    batch_size: int = 64
+    seed: int = 0
+
+    @classmethod
+    def parse(cls, values: Mapping[str, Any]) -> Hyperparameters:
+        """From SageMaker's strings (or numbers); unknown names are ignored (SageMaker adds its own)."""
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            if values.get(f.name) is None:
+                continue
+            kind = int if f.type in ("int", int) else float
+            try:
+                kwargs[f.name] = kind(json.loads(values[f.name]) if isinstance(values[f.name], str) else values[f.name])
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"hyperparameter {f.name}: {values[f.name]!r} is not a {kind.__name__}") from e
+        hp = cls(**kwargs)
+        hp.check()
+        return hp
+
+    def check(self) -> None:
+        ranges = {"epochs": (1, 10_000), "update_ratio": (1, 20), "batch_size": (1, 1024), "seed": (0, 2**63)}
+        for name, (low, high) in ranges.items():
+            if not low <= getattr(self, name) <= high:
+                raise ValueError(f"hyperparameter {name}: {getattr(self, name)} is outside {low}-{high}")
+        if not 0 < self.learning_rate < 1:
+            raise ValueError(f"hyperparameter learning_rate: {self.learning_rate} is not in (0, 1)")
+
+
+@dataclass
+class Paths:
+    """Where SageMaker (docs/contracts.md) puts things; a local fallback under `./sm/`."""
+
+    model: Path
+    output: Path
+    checkpoints: Path
+    failure: Path
+    melody: Path | None  # the melody channel's folder
+    training: Path | None  # a folder of the user's multi-track MIDI
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], checkpoint_dir: str | None = None) -> Paths:
+        model = Path(environ.get("SM_MODEL_DIR", "sm/model"))
+        output = Path(environ.get("SM_OUTPUT_DATA_DIR", "sm/output/data"))
+        checkpoints = checkpoint_dir or environ.get("OPENCOMPOSER_CHECKPOINT_DIR") or model.parent / "checkpoints"
+        melody, training = environ.get("SM_CHANNEL_MELODY"), environ.get("SM_CHANNEL_TRAINING")
+        return cls(model=model, output=output, checkpoints=Path(checkpoints), failure=output.parent / "failure",
+                   melody=Path(melody) if melody else None, training=Path(training) if training else None)
+
+
+class Stopped(Exception):
+    """SIGTERM: the job is being stopped (or the spot instance reclaimed)."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise Stopped()
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+
+def read_hyperparameters(flags: argparse.Namespace, environ: Mapping[str, str]) -> Hyperparameters:
+    """hyperparameters.json (SM_INPUT_CONFIG_DIR), then SM_HPS, then command-line flags: later wins."""
+    values: dict[str, Any] = {}
+    config_dir = environ.get("SM_INPUT_CONFIG_DIR")
+    if config_dir and (Path(config_dir) / "hyperparameters.json").exists():
+        values.update(json.loads((Path(config_dir) / "hyperparameters.json").read_text()))
+    if environ.get("SM_HPS"):
+        values.update(json.loads(environ["SM_HPS"]))
+    values.update({k: v for k, v in vars(flags).items() if k in {f.name for f in fields(Hyperparameters)} and v is not None})
+    return Hyperparameters.parse(values)
+
+
+def find_melody(folder: Path | None) -> bytes | None:
+    """The one MIDI file in the melody channel, or None for no channel."""
+    if folder is None:
+        return None
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".mid", ".midi"))
+    if len(files) != 1:
+        raise ValueError(f"the melody channel must hold one .mid file, it holds {len(files)} in {folder}")
+    return files[0].read_bytes()
+
+
+def load_dataset(training: Path | None) -> gan_data.Splits:
+    """Bach's chorales, or the user's multi-track MIDI folder when the training channel has one."""
+    if training is None:
+        return gan_data.load_chorales()
+    chorales, rejected = gan_data.load_midi_folder(training)
+    for name, reason in rejected:
+        log.warning("training file %s rejected: %s", name, reason)
+    if not chorales:
+        reasons = "; ".join(f"{n}: {r}" for n, r in rejected[:5]) or "the folder is empty"
+        raise ValueError(f"no usable multi-track MIDI in the training channel ({reasons})")
+    splits = gan_data.split_by_melody(chorales)
+    if not splits.train:  # a handful of files can all hash into the held-out shares
+        splits.train = splits.validation + splits.test
+    if not splits.validation:
+        splits.validation = splits.train[:1]
+    log.info("training on %d of the user's pieces (%d rejected)", len(chorales), len(rejected))
+    return splits
+
+
+# --- the training loop --------------------------------------------------------------------------
+
+
+def learning_rate(hp: Hyperparameters, step: int, total: int) -> float:
+    """Cosine decay from `learning_rate` to FINAL_LEARNING_RATE of it: a pure function of the
+    step, so a resumed job continues on the same schedule."""
+    share = FINAL_LEARNING_RATE + (1 - FINAL_LEARNING_RATE) * 0.5 * (1 + math.cos(math.pi * min(step / total, 1)))
+    return hp.learning_rate * share
+
+
+def new_state(hp: Hyperparameters, config: ModelConfig) -> dict[str, Any]:
+    torch.manual_seed(hp.seed)
+    generator, critic = Generator(config), Critic(config)
+    return {
+        "generator": generator,
+        "critic": critic,
+        "g_optimizer": torch.optim.Adam(generator.parameters(), hp.learning_rate, betas=ADAM_BETAS),
+        "c_optimizer": torch.optim.Adam(critic.parameters(), hp.learning_rate, betas=ADAM_BETAS),
+        "rng": torch.Generator().manual_seed(hp.seed),
+        "epoch": 0,
+    }
+
+
+def save_checkpoint(path: Path, state: dict[str, Any], hp: Hyperparameters) -> None:
+    """One dict (nanoGPT's form), written beside the target and renamed: never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({
+        "generator": state["generator"].state_dict(),
+        "critic": state["critic"].state_dict(),
+        "g_optimizer": state["g_optimizer"].state_dict(),
+        "c_optimizer": state["c_optimizer"].state_dict(),
+        "rng": state["rng"].get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "epoch": state["epoch"],
+        "config": state["generator"].config.to_dict(),
+        "hyperparameters": asdict(hp),
+    }, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, hp: Hyperparameters) -> dict[str, Any]:
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    state = new_state(hp, ModelConfig.from_dict(saved["config"]))
+    for name in ("generator", "critic", "g_optimizer", "c_optimizer"):
+        state[name].load_state_dict(saved[name])
+    state["rng"].set_state(saved["rng"])
+    torch.set_rng_state(saved["torch_rng"])
+    state["epoch"] = saved["epoch"]
+    return state
+
+
+def train_epoch(state: dict[str, Any], windows: Windows, hp: Hyperparameters, steps: int) -> dict[str, float]:
+    """STEPS_PER_EPOCH × (update_ratio critic updates, one generator update); mean losses."""
+    generator, critic = state["generator"], state["critic"]
+    g_opt, c_opt, rng = state["g_optimizer"], state["c_optimizer"], state["rng"]
+    generator.train()
+    totals = {"generator_loss": 0.0, "critic_loss": 0.0, "supervised_loss": 0.0, "wasserstein": 0.0}
+    total_steps = hp.epochs * steps
+    for step in range(steps):
+        lr = learning_rate(hp, state["epoch"] * steps + step, total_steps)
+        for group in (*g_opt.param_groups, *c_opt.param_groups):
+            group["lr"] = lr
+        # (1) Update the critic: maximise critic(Bach) - critic(generated) - λ·penalty
+        for _ in range(hp.update_ratio):
+            batch = windows.sample(hp.batch_size, rng)
+            with torch.no_grad():
+                noise = torch.randn(generator.noise_shape(hp.batch_size, batch.condition.size(-1)), generator=rng)
+                fake = as_critic_input(*generator(batch.condition, noise))
+            real_score = critic(batch.condition, batch.voices).mean()
+            fake_score = critic(batch.condition, fake).mean()
+            penalty = gradient_penalty(critic, batch.condition, batch.voices, fake)
+            c_loss = fake_score - real_score + GRADIENT_PENALTY_WEIGHT * penalty
+            c_opt.zero_grad(set_to_none=True)
+            c_loss.backward()
+            c_opt.step()
+        # (2) Update the generator: fool the critic, and match Bach's voices (supervised term)
+        batch = windows.sample(hp.batch_size, rng)
+        noise = torch.randn(generator.noise_shape(hp.batch_size, batch.condition.size(-1)), generator=rng)
+        pitch_logits, onset_logits = generator(batch.condition, noise)
+        adversarial = -critic(batch.condition, as_critic_input(pitch_logits, onset_logits)).mean()
+        supervised = F.cross_entropy(pitch_logits.transpose(1, 2), batch.classes) + \
+            F.binary_cross_entropy_with_logits(onset_logits, batch.onsets)
+        g_loss = ADVERSARIAL_WEIGHT * adversarial + supervised
+        g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        g_opt.step()
+        totals["generator_loss"] += g_loss.item()
+        totals["critic_loss"] += c_loss.item()
+        totals["supervised_loss"] += supervised.item()
+        totals["wasserstein"] += (real_score - fake_score).item()
+    return {k: v / steps for k, v in totals.items()}
+
+
+def validate(generator: Generator, chorales: Sequence[gan_data.Chorale], seed: int) -> dict[str, float]:
+    """The music metrics and the similarity index of the generator's voices under the
+    validation melodies (Bach's own values are the reference)."""
+    from gan import metrics
+
+    pieces = [harmonise(generator, c.pitches[0], c.onsets[0], c.steps_per_bar, seed=seed) for c in chorales]
+    generated = [gan_data.Chorale(c.name, p, o, c.steps_per_bar) for c, (p, o) in zip(chorales, pieces, strict=True)]
+    return metrics.evaluate(generated, reference=chorales)
+
+
+def train(hp: Hyperparameters, paths: Paths, reporter: Reporter, melody_midi: bytes | None,
+          splits: gan_data.Splits, steps_per_epoch: int = STEPS_PER_EPOCH,
+          config: ModelConfig | None = None) -> dict[str, Any]:
+    """Train from scratch or from the checkpoint, report each epoch, write the model and the
+    accompanied melody. Returns the last epoch's figures."""
+    from gan import metrics, midi
+
+    config = config or ModelConfig()
+    windows = Windows(splits.train, config)
+    checkpoint = paths.checkpoints / CHECKPOINT_FILE
+    if checkpoint.exists():
+        state = load_checkpoint(checkpoint, hp)
+        log.info("resumed from %s after epoch %d", checkpoint, state["epoch"])
+    else:
+        state = new_state(hp, config)
+    if state["epoch"] == 0:
+        reporter.reference(metrics.evaluate(splits.validation, reference=splits.validation))
+    sample_melody = splits.validation[0]
+    figures: dict[str, float] = {}
+    while state["epoch"] < hp.epochs:
+        started = time.perf_counter()
+        figures = train_epoch(state, windows, hp, steps_per_epoch)
+        state["epoch"] += 1
+        epoch = state["epoch"]
+        figures.update(validate(state["generator"], splits.validation, hp.seed))
+        figures["seconds"] = time.perf_counter() - started
+        log.info("epoch %d/%d %s", epoch, hp.epochs, " ".join(f"{k}={v:.4g}" for k, v in figures.items()))
+        reporter.epoch(epoch, hp.epochs, figures)
+        if epoch % SAMPLE_EVERY == 0 or epoch == hp.epochs:
+            p, o = harmonise(state["generator"], sample_melody.pitches[0], sample_melody.onsets[0],
+                             sample_melody.steps_per_bar, seed=hp.seed)
+            reporter.sample(epoch, midi.write_chorale(p, o, tempo_bpm=100, steps_per_bar=sample_melody.steps_per_bar))
+        save_checkpoint(checkpoint, state, hp)
+    paths.model.mkdir(parents=True, exist_ok=True)
+    torch.save({"generator": state["generator"].state_dict(), "config": config_of(state), "epoch": state["epoch"],
+                "hyperparameters": asdict(hp), "metrics": figures}, paths.model / MODEL_FILE)
+    if melody_midi is None:  # no melody channel: the fixed validation melody
+        final = midi.write_chorale(*harmonise(state["generator"], sample_melody.pitches[0], sample_melody.onsets[0],
+                                              sample_melody.steps_per_bar, seed=hp.seed),
+                                   tempo_bpm=100, steps_per_bar=sample_melody.steps_per_bar)
+    else:
+        final = accompany(state["generator"], melody_midi, seed=hp.seed)
+    reporter.compositions({FINAL_COMPOSITION: final})
+    return figures
+
+
+def config_of(state: dict[str, Any]) -> dict[str, Any]:
+    return state["generator"].config.to_dict()
+
+
+# --- the entry point -----------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in fields(Hyperparameters):
+        kind = int if f.type in ("int", int) else float
+        parser.add_argument(f"--{f.name}", type=kind, default=None, help=f"default {f.default}")
+    parser.add_argument("--checkpoint-dir", default=None,
+                        help="default $OPENCOMPOSER_CHECKPOINT_DIR, else <parent of SM_MODEL_DIR>/checkpoints")
+    parser.add_argument("--dry-run", action="store_true", help="one epoch of two short steps on a few chorales")
+    parser.add_argument("mode", nargs="?", help=argparse.SUPPRESS)  # SageMaker may append "train"
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # SageMaker's toolkit passes every hyperparameter; ours are above
+        logging.getLogger("gan.train").info("ignoring arguments %s", unknown)
+    return args
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    environ = os.environ if environ is None else environ
+    args = parse_args(argv)
+    paths = Paths.from_env(environ, args.checkpoint_dir)
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    try:
+        hp = read_hyperparameters(args, environ)
+        melody_midi = find_melody(paths.melody)
+        if melody_midi is not None:
+            from gan import midi
+
+            midi.read_melody(melody_midi)  # a bad melody fails now, not after the training
+        splits = load_dataset(paths.training)
+        reporter = Reporter.from_env(paths.output, environ)
+        if args.dry_run:
+            hp.epochs = 1
+            splits = gan_data.Splits(splits.train[:8], splits.validation[:2], splits.test[:2])
+            figures = train(hp, paths, reporter, melody_midi, splits, steps_per_epoch=2)
+        else:
+            figures = train(hp, paths, reporter, melody_midi, splits)
+        log.info("done: %s", json.dumps({k: round(v, 4) for k, v in figures.items()}))
+        return 0
+    except Stopped:
+        log.warning("stopped by SIGTERM; the last checkpoint is in %s", paths.checkpoints)
+        return STOP_EXIT_CODE
+    except Exception as e:
+        reason = f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
+        log.exception("training failed: %s", reason)
+        paths.failure.parent.mkdir(parents=True, exist_ok=True)
+        paths.failure.write_text(reason[:1000] + "\n")
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -54,3 +54,16 @@ def normalise_onsets(pitches: np.ndarray, onsets: np.ndarray) -> np.ndarray:
     changed = np.ones_like(sounding)
     changed[..., 1:] = pitches[..., 1:] != pitches[..., :-1]
     return (onsets | changed) & sounding
+
+
+def note_spans(pitches: np.ndarray, onsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One voice line → (start step, end step, pitch) of each note: a note runs from its onset to
+    the next onset or rest."""
+    pitches = np.asarray(pitches)
+    starts_mask = normalise_onsets(pitches, np.asarray(onsets, dtype=bool))
+    starts = np.flatnonzero(starts_mask)
+    # A note ends where the next note starts or the line falls silent.
+    boundaries = np.flatnonzero(starts_mask | (pitches == 0))
+    boundaries = np.append(boundaries, pitches.shape[0])
+    ends = boundaries[np.searchsorted(boundaries, starts, side="right")]
+    return starts, ends, pitches[starts]

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 
-from .grid import STEPS_PER_QUARTER, normalise_onsets, render_line
+from .grid import STEPS_PER_QUARTER, note_spans, render_line
 
 VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
 # General MIDI "Choir Aahs" (program 53, 0-based 52): a chorale is sung.
@@ -177,19 +177,6 @@ def read_melody(data: bytes | Path | str) -> Melody:
 
 
 # --- writing ---------------------------------------------------------------------------------
-
-
-def note_spans(pitches: np.ndarray, onsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One voice line → (start step, end step, pitch) of each note: a note runs from its onset to
-    the next onset or rest."""
-    pitches = np.asarray(pitches)
-    starts_mask = normalise_onsets(pitches, np.asarray(onsets, dtype=bool))
-    starts = np.flatnonzero(starts_mask)
-    # A note ends where the next note starts or the line falls silent.
-    boundaries = np.flatnonzero(starts_mask | (pitches == 0))
-    boundaries = np.append(boundaries, pitches.shape[0])
-    ends = boundaries[np.searchsorted(boundaries, starts, side="right")]
-    return starts, ends, pitches[starts]
 
 
 def _signature_for(steps: int) -> tuple[int, int]:

@@ -1,0 +1,1 @@
+"""The CDK app that deploys opencomposer to an AWS account (`infra/app.py`)."""

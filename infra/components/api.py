@@ -1,0 +1,109 @@
+"""The HTTP API: a REST API Gateway with IAM (SigV4) authorization on every route, throttled and
+access-logged, in front of the api Lambda."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.components.functions import LOG_RETENTION, PythonFunction
+from lambdas.common import settings
+
+# DESIGN.md's HTTP API, v1: (path, methods).
+ROUTES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("/jobs", ("GET", "POST")),
+    ("/jobs/{job_id}", ("GET", "DELETE")),
+    ("/jobs/{job_id}/metrics", ("GET",)),
+    ("/jobs/{job_id}/compositions", ("GET",)),
+    ("/jobs/{job_id}/stop", ("POST",)),
+)
+STAGE = "v1"
+# Steady requests per second and burst for the whole stage: one team's polling clients, with
+# room to spare, while a runaway script cannot run up the Lambda and DynamoDB bill.
+THROTTLE_RATE = 50
+THROTTLE_BURST = 100
+# API Gateway's own errors (denied signature, throttling, body over its 10 MB limit) in the
+# API's error shape, {"error": {"code", "message"}}, like every error the handler returns.
+GATEWAY_ERROR_TEMPLATE = (
+    '{"error": {"code": "$context.error.responseType", "message": $context.error.messageString}}'
+)
+
+
+class Api(Construct):
+    def __init__(self, scope: Construct, id: str, *, code: lambda_.Code, table: dynamodb.ITable,
+                 bucket: s3.IBucket, training_job_prefix: str, training_job_arn_pattern: str) -> None:
+        super().__init__(scope, id)
+        self.handler = PythonFunction(
+            self, "Handler",
+            code=code,
+            handler=settings.API_HANDLER,
+            environment={
+                settings.ENV_TABLE: table.table_name,
+                settings.ENV_BUCKET: bucket.bucket_name,
+                settings.ENV_TRAINING_JOB_PREFIX: training_job_prefix,
+            },
+            description="opencomposer api: the REST routes of the jobs API",
+            timeout=Duration.seconds(29),  # API Gateway's integration timeout
+        )
+        fn = self.handler.function
+        # Exactly what lambdas/common/dal.py calls. Jobs, epochs and idempotency items; the
+        # by-owner index for GET /jobs; BatchWriteItem and DeleteItem for DELETE /jobs/{id}.
+        iam.Grant.add_to_principal(
+            grantee=fn,
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                     "dynamodb:BatchWriteItem", "dynamodb:Query"],
+            resource_arns=[table.table_arn])
+        iam.Grant.add_to_principal(
+            grantee=fn, actions=["dynamodb:Query"],
+            resource_arns=[f"{table.table_arn}/index/{settings.OWNER_INDEX}"])
+        # The melody in on POST, presigned GETs of compositions and samples, DELETE of a job's prefix.
+        iam.Grant.add_to_principal(grantee=fn, actions=["s3:PutObject"],
+                                   resource_arns=[bucket.arn_for_objects(f"{settings.JOBS_PREFIX}*/input/*")])
+        iam.Grant.add_to_principal(
+            grantee=fn, actions=["s3:GetObject"],
+            resource_arns=[bucket.arn_for_objects(f"{settings.JOBS_PREFIX}*/{folder}/*")
+                           for folder in ("compositions", "samples")])
+        iam.Grant.add_to_principal(grantee=fn, actions=["s3:DeleteObject"],
+                                   resource_arns=[bucket.arn_for_objects(f"{settings.JOBS_PREFIX}*")])
+        fn.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{settings.JOBS_PREFIX}*"]}}))
+        # POST /jobs/{id}/stop
+        iam.Grant.add_to_principal(grantee=fn, actions=["sagemaker:StopTrainingJob"],
+                                   resource_arns=[training_job_arn_pattern])
+
+        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=LOG_RETENTION,
+                                         removal_policy=RemovalPolicy.DESTROY)
+        self.rest_api = apigw.RestApi(
+            self, "RestApi",
+            description="opencomposer jobs API (SigV4-signed requests)",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=True,  # execution logs need the account's API Gateway logging role
+            deploy_options=apigw.StageOptions(
+                stage_name=STAGE,
+                throttling_rate_limit=THROTTLE_RATE,
+                throttling_burst_limit=THROTTLE_BURST,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                tracing_enabled=True,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True, http_method=True, ip=True, protocol=True, request_time=True,
+                    resource_path=True, response_length=True, status=True, user=True),
+            ),
+            default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
+            default_integration=apigw.LambdaIntegration(fn),
+        )
+        for path, methods in ROUTES:
+            resource = self.rest_api.root.resource_for_path(path)
+            for method in methods:
+                resource.add_method(method)
+        for response_type in (apigw.ResponseType.DEFAULT_4_XX, apigw.ResponseType.DEFAULT_5_XX):
+            self.rest_api.add_gateway_response(
+                f"Gateway{response_type.response_type}", type=response_type,
+                templates={"application/json": GATEWAY_ERROR_TEMPLATE})

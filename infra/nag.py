@@ -1,0 +1,129 @@
+"""cdk-nag (AwsSolutions) on the app, and every finding this stack accepts, with its reason.
+
+cdk-nag v3 acknowledges one finding at a time (`RuleId[finding]`) on a construct and its
+children; a new finding fails synth until it is fixed or acknowledged here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Acknowledgment, App, Stack, Validations
+from cdk_nag import AwsSolutionsChecks
+from constructs import IConstruct
+
+from infra.components.artifacts_bucket import SAMPLE_TAG_KEY
+from infra.components.training import SAGEMAKER_LOG_GROUP
+from infra.stack import OpenComposerStack
+from lambdas.common import settings
+
+# Why each IAM statement on Resource "*" cannot be narrower (the infra tests check that these
+# are the only actions granted on "*").
+STAR_RESOURCE_REASONS = {
+    "xray:PutTraceSegments": "X-Ray has no resource-level permissions",
+    "xray:PutTelemetryRecords": "X-Ray has no resource-level permissions",
+    "xray:GetSamplingRules": "X-Ray has no resource-level permissions",
+    "xray:GetSamplingTargets": "X-Ray has no resource-level permissions",
+    "logs:CreateLogDelivery": "CloudWatch Logs vended log delivery has no resource-level permissions",
+    "logs:GetLogDelivery": "CloudWatch Logs vended log delivery has no resource-level permissions",
+    "logs:UpdateLogDelivery": "CloudWatch Logs vended log delivery has no resource-level permissions",
+    "logs:DeleteLogDelivery": "CloudWatch Logs vended log delivery has no resource-level permissions",
+    "logs:ListLogDeliveries": "CloudWatch Logs vended log delivery has no resource-level permissions",
+    "logs:PutResourcePolicy": "Step Functions log delivery sets the log group resource policy; "
+                              "the action takes no resource",
+    "logs:DescribeResourcePolicies": "the action takes no resource",
+    "logs:DescribeLogGroups": "the action takes no resource (Step Functions checks its log destination)",
+    "ecr:GetAuthorizationToken": "ECR's registry login has no resource; pulls are limited to the "
+                                 "training image's repository",
+    "cloudwatch:PutMetricData": f"CloudWatch metrics have no resource type; limited by condition to "
+                                f"the {SAGEMAKER_LOG_GROUP} namespace",
+}
+_STAR = "; ".join(sorted({reason for reason in STAR_RESOURCE_REASONS.values()}))
+
+
+def check(app: App, stack: OpenComposerStack) -> None:
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    acknowledge(stack)
+
+
+def acknowledge(stack: OpenComposerStack) -> None:
+    bucket = _nag_text(stack, stack.artifacts.bucket.bucket_arn)
+    jobs = f"{bucket}/{settings.JOBS_PREFIX}*"
+    job_names = _nag_text(stack, stack.training.job_arn_pattern)
+    per_job = ("job ids are made at run time, so the job-scoped resources are a pattern under the "
+               "stack's own prefix")
+    training, workflow = stack.training, stack.workflow
+    api, stream = stack.api, stack.stream_trigger
+
+    # --- Resource "*": only actions that have no narrower resource (STAR_RESOURCE_REASONS).
+    for construct in (training.role, workflow.state_machine.role, api.handler.role, stream.handler.role):
+        _ack(construct, "AwsSolutions-IAM5[Resource::*]", _STAR)
+
+    # --- Per-job patterns.
+    for folder, why in (("input", "the melody channel SageMaker downloads; the api writes it"),
+                        ("samples", f"per-epoch sample MIDI (tagged {SAMPLE_TAG_KEY}): the container "
+                                    "writes them, the api presigns them"),
+                        ("compositions", "final MIDI: the container writes it, the api presigns it")):
+        for construct in (training.role, api.handler.role):
+            _ack(construct, f"AwsSolutions-IAM5[Resource::{jobs}/{folder}/*]", f"{why}; {per_job}")
+    _ack(training.role, f"AwsSolutions-IAM5[Resource::{jobs}/model/*]",
+         f"SageMaker uploads the model under the job's S3OutputPath; {per_job}")
+    _ack(training.role, f"AwsSolutions-IAM5[Resource::{jobs}/checkpoints/*]",
+         f"managed spot checkpoints, written and read back on resume; {per_job}")
+    _ack(api.handler.role, f"AwsSolutions-IAM5[Resource::{jobs}]",
+         f"DELETE /jobs/{{id}} removes every object under the job's prefix (DeleteObject only); {per_job}")
+    for construct in (workflow.state_machine.role, api.handler.role):
+        _ack(construct, f"AwsSolutions-IAM5[Resource::{job_names}]",
+             "training jobs are named <stack name>-<job id>: the pattern admits this stack's jobs only")
+    _ack(training.role, f"AwsSolutions-IAM5[Resource::{_nag_text(stack, training.log_group_arn)}]",
+         "SageMaker's fixed log group for every training job (its ARN form ends in :*)")
+    _ack(training.role, f"AwsSolutions-IAM5[Resource::{_nag_text(stack, training.log_streams_arn)}]",
+         "log streams are named after the training job: this stack's jobs only")
+
+    # --- Other rules.
+    for fn in (api.handler, stream.handler):
+        _ack(fn.function, "AwsSolutions-L1",
+             "python3.12 on purpose: the Lambda asset's wheels are resolved for it by the same constant "
+             "(infra/components/functions.py) and the handlers are tested on CPython 3.11/3.12; AWS "
+             "supports it until 2028. Bump both together after testing on a newer Python.")
+    _ack(stream.dead_letters, "AwsSolutions-SQS3",
+         "this queue is itself the dead-letter destination (on-failure destination of the stream "
+         "event source); a DLQ of a DLQ would only move the same messages again")
+    _ack(api.rest_api, "AwsSolutions-APIG2",
+         "the api handler validates every request with pydantic and answers 400 naming the field in "
+         "the API's error shape; an API Gateway validator would answer in another shape and duplicate "
+         "the rules")
+    _ack(api.rest_api, "AwsSolutions-COG4",
+         "every method uses IAM (SigV4) authorization, the API's design: callers are the account's "
+         "IAM principals and each job belongs to its caller's ARN; no user pool to run")
+    _ack(api.rest_api, "AwsSolutions-APIG3",
+         "no WAF web ACL: callers must sign with the account's IAM credentials, the stage is "
+         "throttled, and the handler rejects bodies over 1 MiB; a web ACL costs a fixed monthly fee "
+         "per deployment. Associate one with the stage if the API is opened to more callers.")
+    _ack(api.rest_api, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                       "AmazonAPIGatewayPushToCloudWatchLogs]",
+         "the account-level role API Gateway uses to write execution logs; AWS's managed policy for "
+         "exactly this role only writes logs")
+
+
+def _ack(construct: IConstruct, rule: str, reason: str) -> None:
+    Validations.of(construct).acknowledge(Acknowledgment(id=rule, reason=reason))
+
+
+def _nag_text(stack: Stack, token: str) -> str:
+    """A token as cdk-nag writes it in finding ids: <Logical.Arn>, <AWS::Region>, joins flattened."""
+    def render(value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list):
+            return "".join(render(v) for v in value)
+        (function, argument), = value.items()
+        if function == "Ref":
+            return f"<{argument}>"
+        if function == "Fn::GetAtt":
+            return f"<{argument[0]}.{argument[1]}>"
+        if function == "Fn::Join":
+            return argument[0].join(render(v) for v in argument[1])
+        raise ValueError(f"cannot render {value!r} as cdk-nag does")
+
+    return render(stack.resolve(token))

@@ -152,7 +152,9 @@ def proxy_response(payload: Mapping[str, Any]) -> tuple[int, list[tuple[str, str
 class FrontDoor:
     """A threaded HTTP server on 127.0.0.1 that invokes the api function for every request."""
 
-    def __init__(self, lambda_client: Any, function_name: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, lambda_client: Any, function_name: str, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.lambda_client = lambda_client
         self.function_name = function_name
         door = self

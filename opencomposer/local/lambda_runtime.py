@@ -316,7 +316,9 @@ class StreamDelivery:
             if q is None:
                 q = self._queues[key] = queue.Queue()
                 thread = threading.Thread(
-                    target=self._poll, args=(backend, function_arn, source, q), daemon=True,
+                    target=self._poll,
+                    args=(backend, function_arn, source, q),
+                    daemon=True,
                     name=f"stream-delivery-{function_arn.rsplit(':', 1)[-1]}",
                 )
                 self._threads.append(thread)
@@ -343,7 +345,9 @@ class StreamDelivery:
                     break
             pending = self._deliver(backend, function_arn, esm, pending)
 
-    def _deliver(self, backend: Any, function_arn: str, esm: Any, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _deliver(
+        self, backend: Any, function_arn: str, esm: Any, batch: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         """Invoke until the batch is processed; returns the records still to deliver (none)."""
         attempts = 0
         max_retries = int(esm.max_retry_attempts if esm.max_retry_attempts is not None else -1)
@@ -363,7 +367,9 @@ class StreamDelivery:
         return batch
 
     @staticmethod
-    def _invoke(backend: Any, function_arn: str, batch: list[dict[str, Any]], reports_failures: bool) -> int | None:
+    def _invoke(
+        backend: Any, function_arn: str, batch: list[dict[str, Any]], reports_failures: bool
+    ) -> int | None:
         """Index of the first record to retry, or None when the whole batch succeeded."""
         fn = backend._lambdas.get_arn(function_arn)
         headers: dict[str, str] = {}

@@ -21,7 +21,8 @@ from lambdas.common import settings
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ASL_PATH = REPO_ROOT / "statemachine" / "training.asl.json"
 LAMBDA_PACKAGE_DIR = REPO_ROOT / "lambdas"
-LAMBDA_RUNTIME = "python3.11"  # what the local workers run: this virtual environment's Python
+LAMBDA_RUNTIME = "python3.11"
+MAX_RUNTIME_SECONDS = 7200  # the training job's StoppingCondition (the CDK parameter's default)
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
 
@@ -144,28 +145,40 @@ def event_source_mapping_spec(names: LocalNames, stream_arn: str) -> dict[str, A
 def definition_substitutions(names: LocalNames) -> dict[str, str]:
     """Local values for the ASL file's `${Placeholders}`, as CDK's definition substitutions."""
     return {
-        "JobsTableName": names.table,
-        "ArtifactsBucketName": names.bucket,
-        "TrainingImageUri": names.training_image,
+        "JobsTable": names.table,
+        "ArtifactsBucket": names.bucket,
         "TrainingImage": names.training_image,
-        "TrainingRoleArn": names.role_arn("training"),
         "SageMakerRoleArn": names.role_arn("training"),
         "TrainingJobPrefix": names.training_job_prefix,
-        "TrainingInstanceType": "ml.m5.large",
-        "TrainingInstanceCount": "1",
-        "TrainingVolumeSizeInGB": "10",
-        "MaxRuntimeInSeconds": "86400",
-        "Region": names.region,
-        "AccountId": names.account,
+        "InstanceType": "ml.m5.large",
+        "InstanceCount": "1",
+        "VolumeSizeInGB": "10",
+        "MaxRuntimeSeconds": str(MAX_RUNTIME_SECONDS),
     }
 
 
 def render_definition(text: str, substitutions: dict[str, str]) -> str:
-    """`${Name}` → value, exactly as CDK's `definitionSubstitutions` (plain text replacement)."""
-    missing = sorted(set(_PLACEHOLDER.findall(text)) - set(substitutions))
-    if missing:
-        raise ValueError(f"{ASL_PATH.name}: no local value for placeholder(s) {', '.join(missing)}")
-    return _PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], text)
+    """`${Name}` → value for the keys given, as CloudFormation's `DefinitionSubstitutions`
+    (plain text replacement; a `${...}` without a value stays as it is)."""
+    return _PLACEHOLDER.sub(lambda m: substitutions.get(m.group(1), m.group(0)), text)
+
+
+def unfilled_placeholders(definition: str) -> list[str]:
+    """Placeholders left in the states' fields (comments aside): each would break the state machine."""
+    found: set[str] = set()
+
+    def walk(node: Any, key: str = "") -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, k)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, key)
+        elif isinstance(node, str) and key != "Comment":
+            found.update(_PLACEHOLDER.findall(node))
+
+    walk(json.loads(definition))
+    return sorted(found)
 
 
 def resource_specs(names: LocalNames | None = None) -> dict[str, Any]:
@@ -177,7 +190,10 @@ def resource_specs(names: LocalNames | None = None) -> dict[str, Any]:
         "bucket": {"Bucket": names.bucket},
         "functions": function_specs(names),
         "event_source_mapping": event_source_mapping_spec(names, stream_arn),
-        "state_machine": {"name": names.state_machine, "definition_substitutions": definition_substitutions(names)},
+        "state_machine": {
+            "name": names.state_machine,
+            "definition_substitutions": definition_substitutions(names),
+        },
     }
 
 
@@ -229,6 +245,9 @@ def create_all(session: Any, endpoint_url: str, names: LocalNames | None = None)
     client("s3").create_bucket(Bucket=names.bucket)
 
     definition = render_definition(ASL_PATH.read_text(), definition_substitutions(names))
+    missing = unfilled_placeholders(definition)
+    if missing:
+        raise ValueError(f"{ASL_PATH.name}: no local value for placeholder(s) {', '.join(missing)}")
     state_machine_arn = client("stepfunctions").create_state_machine(
         name=names.state_machine, definition=definition, roleArn=names.role_arn("states")
     )["stateMachineArn"]

@@ -277,7 +277,9 @@ class SageMakerRunner:
             log_file.write(f"Process exited with code {process.returncode}\n".encode())
         return process.returncode, _tail(log_path, _STDERR_TAIL_LINES)
 
-    def _supervise(self, run: _Run, process: subprocess.Popen[bytes], started: float, max_runtime: float) -> None:
+    def _supervise(
+        self, run: _Run, process: subprocess.Popen[bytes], started: float, max_runtime: float
+    ) -> None:
         stop_sent_at: float | None = None
         while process.poll() is None:
             now = time.monotonic()
@@ -385,7 +387,7 @@ def _download_prefix(s3: Any, uri: str, target: Path) -> int:
     count = 0
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
-            relative = obj["Key"][len(prefix):].lstrip("/") or Path(obj["Key"]).name
+            relative = obj["Key"][len(prefix) :].lstrip("/") or Path(obj["Key"]).name
             destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, obj["Key"], str(destination))

@@ -8,6 +8,7 @@ the HTTP front door.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -73,6 +74,7 @@ class LocalStack:
         self._moto: Any = None
         self._saved_env: dict[str, str | None] = {}
         self._sync_integration: Any = None
+        self._moto_log: logging.Handler | None = None
 
     @property
     def api_url(self) -> str:
@@ -91,6 +93,14 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         self.logs_dir.mkdir(parents=True, exist_ok=True)
+        # moto's server logs every request it serves, and its Step Functions interpreter dumps
+        # whole state trees on errors: both go to a file, not the user's terminal.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._moto_log = logging.FileHandler(self.logs_dir / "moto.log")
+        self._moto_log.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        moto_logger = logging.getLogger("moto")
+        moto_logger.addHandler(self._moto_log)
+        moto_logger.propagate = False
         try:
             self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
             self._moto.start()
@@ -151,14 +161,18 @@ class LocalStack:
             self.runtime = None
         self._uninstall_sync_integration()
         if self._moto is not None:
-            try:
-                # moto's backends are process-wide: leave nothing behind for the next stack.
+            # moto's backends are process-wide: leave nothing behind for the next stack.
+            with contextlib.suppress(OSError):
                 self._post_moto("/moto-api/reset", {})
-            except OSError:
-                pass
             self._moto.stop()
             self._moto = None
         self._restore_env()
+        if self._moto_log is not None:
+            moto_logger = logging.getLogger("moto")
+            moto_logger.removeHandler(self._moto_log)
+            moto_logger.propagate = True
+            self._moto_log.close()
+            self._moto_log = None
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -194,7 +208,9 @@ class LocalStack:
 
     def _post_moto(self, path: str, body: dict[str, Any]) -> None:
         request = urllib.request.Request(
-            self.moto_url + path, data=json.dumps(body).encode(), method="POST",
+            self.moto_url + path,
+            data=json.dumps(body).encode(),
+            method="POST",
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as reply:

@@ -135,7 +135,9 @@ def test_a_raising_handler_is_a_function_error_and_the_worker_survives(moto: dic
     assert "ValueError: asked to fail" in (moto["tmp"] / "logs" / "tiny.log").read_text()
 
 
-def test_a_handler_past_its_timeout_is_killed_and_the_next_call_gets_a_fresh_worker(moto: dict[str, Any]) -> None:
+def test_a_handler_past_its_timeout_is_killed_and_the_next_call_gets_a_fresh_worker(
+    moto: dict[str, Any],
+) -> None:
     _function(moto, "slow", "tiny.handle", {}, timeout=1)
     before, _ = _invoke(moto, "slow", {"n": 0})
 
@@ -146,7 +148,9 @@ def test_a_handler_past_its_timeout_is_killed_and_the_next_call_gets_a_fresh_wor
     assert after["pid"] != before["pid"]
 
 
-def test_stream_delivery_is_asynchronous_and_retries_reported_failures(moto: dict[str, Any], tmp_path: Path) -> None:
+def test_stream_delivery_is_asynchronous_and_retries_reported_failures(
+    moto: dict[str, Any], tmp_path: Path
+) -> None:
     seen = tmp_path / "seen"
     seen.mkdir()
     _function(moto, "streamfn", "tiny.stream", {"SEEN_DIR": str(seen)})

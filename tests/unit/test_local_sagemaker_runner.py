@@ -19,7 +19,7 @@ from moto.server import ThreadedMotoServer
 
 from opencomposer.local.sagemaker_runner import SageMakerRunner
 
-SCRIPT = r'''
+SCRIPT = r"""
 import argparse, json, os, pathlib, signal, sys, time
 
 parser = argparse.ArgumentParser()
@@ -50,7 +50,7 @@ info = {
 model = pathlib.Path(os.environ["SM_MODEL_DIR"])
 (model / "info.json").write_text(json.dumps(info))
 print("epoch 1/1 done")
-'''
+"""
 
 
 @pytest.fixture()
@@ -64,15 +64,26 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
     url = f"http://{host}:{port}"
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
-    runner = SageMakerRunner(tmp_path / "state", tmp_path / "logs", url, entry_point=[sys.executable, str(script)],
-                             pythonpath=[], stop_grace_s=0.5)
+    runner = SageMakerRunner(
+        tmp_path / "state",
+        tmp_path / "logs",
+        url,
+        entry_point=[sys.executable, str(script)],
+        pythonpath=[],
+        stop_grace_s=0.5,
+    )
     runner.install()
     s3 = boto3.client("s3", endpoint_url=url)
     s3.create_bucket(Bucket="art")
     s3.put_object(Bucket="art", Key="jobs/j1/input/melody.mid", Body=b"MThd-fake")
     try:
-        yield {"url": url, "runner": runner, "s3": s3, "tmp": tmp_path,
-               "sm": boto3.client("sagemaker", endpoint_url=url)}
+        yield {
+            "url": url,
+            "runner": runner,
+            "s3": s3,
+            "tmp": tmp_path,
+            "sm": boto3.client("sagemaker", endpoint_url=url),
+        }
     finally:
         runner.uninstall()
         urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=5)
@@ -85,10 +96,14 @@ def _create(stack: dict[str, Any], name: str, mode: str = "ok", max_runtime: int
         HyperParameters={"epochs": "3", "mode": mode},
         AlgorithmSpecification={"TrainingImage": "local/training:latest", "TrainingInputMode": "File"},
         RoleArn="arn:aws:iam::123456789012:role/training",
-        InputDataConfig=[{
-            "ChannelName": "melody",
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://art/jobs/j1/input/"}},
-        }],
+        InputDataConfig=[
+            {
+                "ChannelName": "melody",
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://art/jobs/j1/input/"}
+                },
+            }
+        ],
         OutputDataConfig={"S3OutputPath": "s3://art/jobs/j1/model/"},
         ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
         StoppingCondition={"MaxRuntimeInSeconds": max_runtime},
@@ -111,10 +126,14 @@ def _wait_for_log(stack: dict[str, Any], name: str, text: str) -> None:
     raise AssertionError(f"{text!r} never appeared in {log}")
 
 
-def test_a_successful_job_runs_under_the_container_contract_and_uploads_its_model(stack: dict[str, Any]) -> None:
+def test_a_successful_job_runs_under_the_container_contract_and_uploads_its_model(
+    stack: dict[str, Any],
+) -> None:
     _create(stack, "job-ok")
     assert stack["sm"].describe_training_job(TrainingJobName="job-ok")["TrainingJobStatus"] in (
-        "InProgress", "Completed")
+        "InProgress",
+        "Completed",
+    )
 
     job = _wait(stack, "job-ok")
 

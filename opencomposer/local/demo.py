@@ -1,0 +1,71 @@
+"""`make run`: the whole pipeline once, on this machine.
+
+Starts the local stack, submits the default job with a sample melody, shows its progress,
+downloads the final composition and the per-epoch samples into `out/<job_id>/`, says where
+they are, and shuts the stack down: also on Ctrl-C or failure, with a non-zero exit then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+from lambdas.common.melodies import DEFAULT_SAMPLE
+from opencomposer.cli import DEFAULT_OUT, EXIT_API, EXIT_JOB_FAILED, ProgressPrinter
+from opencomposer.client import ApiError, Client
+from opencomposer.local.stack import LocalStack, LocalStackOptions
+
+DEMO_JOB = {"name": "make-run-demo", "melody": {"sample": DEFAULT_SAMPLE}}
+
+
+def main(out_dir: Path = DEFAULT_OUT) -> int:
+    started = time.monotonic()
+    print("starting the local stack (moto, Lambda runtime, SageMaker runner)...", flush=True)
+    # Any free port: the demo must not collide with a `make serve` already running.
+    stack = LocalStack(LocalStackOptions(port=0))
+    job_id = None
+    client: Client | None = None
+    try:
+        stack.start()
+        client = Client(stack.api_url)
+        job = client.submit(DEMO_JOB)
+        job_id = job["job_id"]
+        hyperparameters = " ".join(f"{k}={v}" for k, v in job["hyperparameters"].items())
+        print(f"submitted job {job_id} ({hyperparameters}, melody {DEFAULT_SAMPLE})", flush=True)
+        print(
+            f"training log: {stack.logs_dir / f'{stack.names.training_job_prefix}-{job_id}.log'}", flush=True
+        )
+        printer = ProgressPrinter(sys.stdout)
+        try:
+            job = client.wait(job_id, interval=1.0, on_update=printer)
+        finally:
+            printer.done()
+        if job["status"] != "COMPLETED":
+            print(f"job {job_id} ended {job['status']}: {job.get('failure_reason')}", file=sys.stderr)
+            print(f"logs: {stack.logs_dir}", file=sys.stderr)
+            return EXIT_JOB_FAILED
+        target = out_dir / job_id
+        paths = client.download(job_id, target)
+        print(f"\ndownloaded {len(paths)} MIDI files into {target.resolve()}/:")
+        for path in paths:
+            print(f"  {path.name}")
+        print(f"logs: {stack.logs_dir}")
+        print(f"done in {time.monotonic() - started:.0f} s")
+        return 0
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping the job and the stack", file=sys.stderr)
+        if client is not None and job_id is not None:
+            with contextlib.suppress(ApiError):
+                client.stop(job_id)
+        return 130
+    except ApiError as e:
+        print(f"error: {e}\nlogs: {stack.logs_dir}", file=sys.stderr)
+        return EXIT_API
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""statemachine/training.asl.json executed by moto's Step Functions interpreter, with the
+project's `createTrainingJob.sync` integration installed, against the real handlers' data.
+
+moto's SageMaker creates jobs already Completed; here new jobs start InProgress and each test
+moves the in-memory job to its end (Completed, Failed, Stopped), as SageMaker would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
+
+from lambdas.common import settings
+from lambdas.stream.handler import execution_input
+from opencomposer.local import stepfunctions_sagemaker
+from tests.unit.conftest import BUCKET, TABLE, TRAINING_JOB_PREFIX, call_api, put_job_item
+
+ASL = Path(__file__).resolve().parents[2] / "statemachine" / "training.asl.json"
+PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+SUBSTITUTIONS = {
+    "JobsTable": TABLE,
+    "ArtifactsBucket": BUCKET,
+    "TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/opencomposer-training:test",
+    "SageMakerRoleArn": "arn:aws:iam::123456789012:role/training",
+    "TrainingJobPrefix": TRAINING_JOB_PREFIX,
+    "InstanceType": "ml.m5.large",
+    "InstanceCount": "1",
+    "VolumeSizeInGB": "10",
+    "MaxRuntimeSeconds": "3600",
+}
+FINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+def render(text: str) -> str:
+    """As CDK's definition substitutions do: plain text replacement of `${Name}`."""
+    return PLACEHOLDER.sub(lambda m: SUBSTITUTIONS[m.group(1)], text)
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"not reached within {timeout} s")
+
+
+class Machine:
+    def __init__(self) -> None:
+        self.sfn = boto3.client("stepfunctions")
+        self.arn = self.sfn.create_state_machine(
+            name="training",
+            definition=render(ASL.read_text()),
+            roleArn="arn:aws:iam::123456789012:role/states",
+        )["stateMachineArn"]
+
+    def start(self, job_id: str) -> str:
+        item = (
+            boto3.resource("dynamodb").Table(TABLE).get_item(Key={"pk": settings.job_pk(job_id), "sk": "JOB"})
+        )
+        payload = execution_input(item["Item"])
+        return self.sfn.start_execution(stateMachineArn=self.arn, name=job_id, input=json.dumps(payload))[
+            "executionArn"
+        ]
+
+    def result(self, execution_arn: str) -> dict[str, Any]:
+        return wait_for(
+            lambda: (d := self.sfn.describe_execution(executionArn=execution_arn))["status"] in FINAL and d
+        )
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        return self.sfn.get_execution_history(executionArn=execution_arn)["events"]
+
+
+def training_jobs() -> dict[str, Any]:
+    return sagemaker_backends[settings.LOCAL_ACCOUNT][settings.LOCAL_REGION].training_jobs
+
+
+def training_job(job_id: str) -> Any:
+    return wait_for(lambda: training_jobs().get(settings.training_job_name(TRAINING_JOB_PREFIX, job_id)))
+
+
+def finish(job_id: str, status: str, reason: str | None = None) -> None:
+    """What SageMaker does when the container exits."""
+    job = training_job(job_id)
+    job.training_job_status = job.secondary_status = status
+    if reason is not None:
+        job.failure_reason = reason
+
+
+def job_item(job_id: str) -> dict[str, Any]:
+    return call_api("GET", f"/jobs/{job_id}").body
+
+
+@pytest.fixture
+def machine(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Machine]:
+    real_create = SageMakerModelBackend.create_training_job
+
+    def create_in_progress(self: SageMakerModelBackend, *args: Any, **kwargs: Any) -> Any:
+        created = real_create(self, *args, **kwargs)
+        job = self.training_jobs[kwargs.get("training_job_name") or args[0]]
+        job.training_job_status, job.secondary_status = "InProgress", "Training"
+        return created
+
+    monkeypatch.setattr(SageMakerModelBackend, "create_training_job", create_in_progress)
+    stepfunctions_sagemaker.install()
+    try:
+        yield Machine()
+    finally:
+        stepfunctions_sagemaker.uninstall()
+
+
+def test_a_job_trains_to_completed_with_its_model(machine: Machine) -> None:
+    job_id = call_api("POST", "/jobs", body={"hyperparameters": {"epochs": 3, "learning_rate": 0.0002}}).body[
+        "job_id"
+    ]
+
+    execution = machine.start(job_id)
+    training = training_job(job_id)
+    assert job_item(job_id)["status"] == "STARTING"
+    finish(job_id, "Completed")
+    result = machine.result(execution)
+
+    assert result["status"] == "SUCCEEDED"
+    job = job_item(job_id)
+    assert job["status"] == "COMPLETED"
+    assert job["outputs"]["model"] == training.model_artifacts["S3ModelArtifacts"]
+    assert job["outputs"]["model"].startswith(f"s3://{BUCKET}/{settings.model_output_prefix(job_id)}")
+    assert job["failure_reason"] is None
+
+
+def test_the_training_job_gets_the_jobs_settings(machine: Machine) -> None:
+    job_id = call_api("POST", "/jobs", body={"hyperparameters": {"epochs": 3, "learning_rate": 0.0002}}).body[
+        "job_id"
+    ]
+
+    execution = machine.start(job_id)
+    training = training_job(job_id)
+    finish(job_id, "Completed")
+    machine.result(execution)
+
+    assert training.hyper_parameters == {
+        "epochs": "3",
+        "learning_rate": "0.0002",
+        "update_ratio": "5",
+        "batch_size": "64",
+        "seed": "0",
+    }
+    [channel] = training.input_data_config
+    assert channel["ChannelName"] == settings.MELODY_CHANNEL
+    assert channel["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{BUCKET}/{settings.melody_key(job_id)}"
+    assert (
+        training.output_data_config["S3OutputPath"] == f"s3://{BUCKET}/{settings.model_output_prefix(job_id)}"
+    )
+    assert training.checkpoint_config["S3Uri"] == f"s3://{BUCKET}/{settings.checkpoint_prefix(job_id)}"
+    assert training.stopping_condition == {"MaxRuntimeInSeconds": 3600}
+    assert training.resource_config["InstanceCount"] == 1
+    assert training.algorithm_specification["TrainingImage"] == SUBSTITUTIONS["TrainingImage"]
+    # moto drops Environment: read it from what the task sent.
+    [scheduled] = [
+        json.loads(e["taskScheduledEventDetails"]["parameters"])
+        for e in machine.history(execution)
+        if e["type"] == "TaskScheduled" and e["taskScheduledEventDetails"]["resourceType"] == "sagemaker"
+    ]
+    assert scheduled["Environment"] == {
+        settings.ENV_TRAINING_TABLE: TABLE,
+        settings.ENV_TRAINING_BUCKET: BUCKET,
+        settings.ENV_TRAINING_JOB_ID: job_id,
+    }
+
+
+def test_a_failed_training_ends_the_job_failed_with_the_trainings_own_reason(machine: Machine) -> None:
+    job_id = call_api("POST", "/jobs").body["job_id"]
+
+    execution = machine.start(job_id)
+    finish(job_id, "Failed", "AlgorithmError: the melody channel holds no MIDI file")
+    result = machine.result(execution)
+
+    assert result["status"] == "FAILED"
+    job = job_item(job_id)
+    assert job["status"] == "FAILED"
+    assert job["failure_reason"] == "AlgorithmError: the melody channel holds no MIDI file"
+    assert job["outputs"]["model"] is None
+
+
+def test_a_job_stopped_while_training_ends_stopped(machine: Machine, monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id = call_api("POST", "/jobs").body["job_id"]
+    execution = machine.start(job_id)
+    training_job(job_id)
+    wait_for(lambda: job_item(job_id)["status"] == "STARTING")
+    real = BaseClient._make_api_call
+
+    def sagemaker_stops(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        # moto has no StopTrainingJob: do what SageMaker does (the local stack's runner does too).
+        if operation == "StopTrainingJob":
+            finish(job_id, "Stopped")
+            return {}
+        return real(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", sagemaker_stops)
+
+    assert call_api("POST", f"/jobs/{job_id}/stop").status == 202
+    result = machine.result(execution)
+
+    assert result["status"] == "FAILED" and result.get("error") == "JobStopped"
+    job = job_item(job_id)
+    assert job["status"] == "STOPPED"
+    assert job["failure_reason"] is None
+
+
+def test_a_job_stopped_before_it_started_ends_stopped_without_training(machine: Machine) -> None:
+    job_id = call_api("POST", "/jobs").body["job_id"]
+    assert call_api("POST", f"/jobs/{job_id}/stop").status == 202
+
+    result = machine.result(machine.start(job_id))
+
+    assert result.get("error") == "JobStopped"
+    assert job_item(job_id)["status"] == "STOPPED"
+    assert training_jobs() == {}
+
+
+def test_a_throttled_create_training_job_is_retried(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = call_api("POST", "/jobs").body["job_id"]
+    real = BaseClient._make_api_call
+    attempts: list[str] = []
+
+    def throttle_once(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "CreateTrainingJob":
+            attempts.append(operation)
+            if len(attempts) == 1:
+                raise ClientError(
+                    {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation
+                )
+        return real(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", throttle_once)
+    execution = machine.start(job_id)
+    finish(job_id, "Completed")
+    result = machine.result(execution)
+
+    assert result["status"] == "SUCCEEDED"
+    assert len(attempts) == 2
+    assert job_item(job_id)["status"] == "COMPLETED"
+    failures = [
+        e["taskFailedEventDetails"]["error"] for e in machine.history(execution) if e["type"] == "TaskFailed"
+    ]
+    assert failures == ["SageMaker.ThrottlingException"]
+
+
+def test_a_refused_create_training_job_ends_the_job_failed_with_sagemakers_answer(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = call_api("POST", "/jobs").body["job_id"]
+    real = BaseClient._make_api_call
+
+    def refuse(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "CreateTrainingJob":
+            message = "No quota for ml.m5.large"
+            raise ClientError({"Error": {"Code": "ResourceLimitExceeded", "Message": message}}, operation)
+        return real(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", refuse)
+    result = machine.result(machine.start(job_id))
+
+    assert result["status"] == "FAILED"
+    job = job_item(job_id)
+    assert job["status"] == "FAILED"
+    assert job["failure_reason"] == "SageMaker.ResourceLimitExceeded: No quota for ml.m5.large"
+
+
+@pytest.mark.parametrize("status", ["COMPLETED", "FAILED", "STOPPED"])
+def test_a_finished_job_never_changes_again(machine: Machine, status: str) -> None:
+    job_id = "1" * 32
+    put_job_item(job_id, status, failure_reason="as it was" if status == "FAILED" else None)
+
+    result = machine.result(machine.start(job_id))
+
+    assert result["status"] == "FAILED"
+    job = job_item(job_id)
+    assert job["status"] == status
+    assert job["failure_reason"] == ("as it was" if status == "FAILED" else None)
+    assert training_jobs() == {}
+
+
+def test_the_definition_uses_only_deployment_placeholders_and_the_shared_names() -> None:
+    text = ASL.read_text()
+    definition = json.loads(text)  # valid JSON before substitution, as CDK reads it
+
+    assert set(PLACEHOLDER.findall(text)) == set(SUBSTITUTIONS)
+    training = definition["States"]["CreateTrainingJob"]
+    assert training["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
+    environment = {k.removesuffix(".$") for k in training["Parameters"]["Environment"]}
+    assert environment == {
+        settings.ENV_TRAINING_TABLE,
+        settings.ENV_TRAINING_BUCKET,
+        settings.ENV_TRAINING_JOB_ID,
+    }
+    assert training["Parameters"]["InputDataConfig"][0]["ChannelName"] == settings.MELODY_CHANNEL
+    # Every step of the training path hands any error to one recording step, and only it.
+    catch_all = {
+        name: catch["Next"]
+        for name, state in definition["States"].items()
+        for catch in state.get("Catch", [])
+        if "States.ALL" in catch["ErrorEquals"]
+    }
+    assert catch_all == {
+        name: "RecordStopped" for name in ("MarkStarting", "CreateTrainingJob", "MarkCompleted")
+    }

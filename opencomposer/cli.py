@@ -42,9 +42,9 @@ def progress_line(job: dict[str, Any]) -> str:
 class ProgressPrinter:
     """A live line on a terminal (rewritten in place), one line per change otherwise."""
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
         self._last = ""
 
     def __call__(self, job: dict[str, Any]) -> None:
@@ -64,14 +64,14 @@ class ProgressPrinter:
             self.stream.flush()
 
 
-def wait_and_report(client: Client, job_id: str, interval: float, out: TextIO = sys.stdout) -> int:
+def wait_and_report(client: Client, job_id: str, interval: float) -> int:
     printer = ProgressPrinter()
     try:
         job = client.wait(job_id, interval=interval, on_update=printer)
     finally:
         printer.done()
     if job["status"] == "COMPLETED":
-        print(f"job {job_id} COMPLETED", file=out)
+        print(f"job {job_id} COMPLETED")
         return EXIT_OK
     reason = job.get("failure_reason") or "stopped at the user's request"
     print(f"job {job_id} {job['status']}: {reason}", file=sys.stderr)

@@ -28,7 +28,9 @@ from lambdas.common.env import stream_env
 from lambdas.common.models import Hyperparameters, plain
 
 logger = Logger(service="opencomposer-stream")
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+# A batch whose records all failed is reported record by record too, not raised: the same
+# retry on AWS, and one shape of answer for the local runtime.
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
 
 
 # StartExecution answers that no retry changes.

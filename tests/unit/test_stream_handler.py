@@ -1,0 +1,178 @@
+"""The stream handler against moto: records read from the Jobs table's real stream."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import boto3
+import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+
+from lambdas.common import env, settings
+from lambdas.stream.handler import lambda_handler
+from tests.unit.conftest import TABLE, FakeContext, call_api, put_job_item
+
+PASS_MACHINE = json.dumps({"StartAt": "Noop", "States": {"Noop": {"Type": "Pass", "End": True}}})
+
+
+@pytest.fixture
+def machine(aws: None) -> str:
+    # The stream's concern ends at StartExecution: the definition run does not matter here.
+    return boto3.client("stepfunctions").create_state_machine(
+        name="training", definition=PASS_MACHINE, roleArn="arn:aws:iam::123456789012:role/states"
+    )["stateMachineArn"]
+
+
+def stream_records() -> list[dict[str, Any]]:
+    """Everything the table's stream holds, shaped as Lambda delivers it."""
+    dynamodb = boto3.client("dynamodb")
+    streams = boto3.client("dynamodbstreams")
+    stream_arn = dynamodb.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    records = []
+    for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        for record in streams.get_records(ShardIterator=iterator)["Records"]:
+            created = record["dynamodb"].get("ApproximateCreationDateTime")
+            if created is not None:
+                record["dynamodb"]["ApproximateCreationDateTime"] = created.timestamp()
+            records.append({**record, "eventSourceARN": stream_arn})
+    return records
+
+
+def deliver(records: list[dict[str, Any]]) -> dict[str, Any]:
+    return lambda_handler({"Records": records}, FakeContext(function_name="stream"))
+
+
+def executions(machine: str) -> list[dict[str, Any]]:
+    sfn = boto3.client("stepfunctions")
+    found = sfn.list_executions(stateMachineArn=machine)["executions"]
+    return [
+        {**e, "input": json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])}
+        for e in found
+    ]
+
+
+def sequence_number(record: dict[str, Any]) -> str:
+    return record["dynamodb"]["SequenceNumber"]
+
+
+def test_a_job_insert_starts_one_execution_named_after_the_job(machine: str) -> None:
+    job = call_api("POST", "/jobs", body={"hyperparameters": {"epochs": 3, "learning_rate": 0.0005}}).body
+
+    response = deliver(stream_records())
+
+    assert response == {"batchItemFailures": []}
+    [execution] = executions(machine)
+    assert execution["name"] == job["job_id"]
+    assert execution["input"] == {
+        "job_id": job["job_id"],
+        "hyperparameters": {
+            "epochs": "3",
+            "learning_rate": "0.0005",
+            "update_ratio": "5",
+            "batch_size": "64",
+            "seed": "0",
+        },
+    }
+
+
+def test_a_duplicate_delivery_starts_nothing_twice(machine: str) -> None:
+    job_id = call_api("POST", "/jobs").body["job_id"]
+    records = stream_records()
+
+    first = deliver(records + copy.deepcopy(records))
+    again = deliver(copy.deepcopy(records))
+
+    assert first == again == {"batchItemFailures": []}
+    assert [e["name"] for e in executions(machine)] == [job_id]
+
+
+def test_records_other_than_a_job_insert_are_ignored(machine: str) -> None:
+    # An idempotency item, epoch items, a status change and a deletion all reach the stream.
+    job_id = call_api("POST", "/jobs", headers={"Idempotency-Key": "k"}).body["job_id"]
+    table = boto3.resource("dynamodb").Table(TABLE)
+    table.put_item(
+        Item={"pk": settings.job_pk(job_id), "sk": settings.epoch_sk(1), "item_type": "epoch", "epoch": 1}
+    )
+    call_api("POST", f"/jobs/{job_id}/stop")
+    table.update_item(
+        Key={"pk": settings.job_pk(job_id), "sk": "JOB"},
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": "STOPPED"},
+    )
+    call_api("DELETE", f"/jobs/{job_id}")
+    records = stream_records()
+    others = [
+        r for r in records if not (r["eventName"] == "INSERT" and r["dynamodb"]["Keys"]["sk"] == {"S": "JOB"})
+    ]
+    assert {r["eventName"] for r in others} == {"INSERT", "MODIFY", "REMOVE"}
+
+    response = deliver(others)
+
+    assert response == {"batchItemFailures": []}
+    assert executions(machine) == []
+
+
+def test_a_malformed_record_is_reported_and_the_rest_of_the_batch_still_runs(machine: str) -> None:
+    good = call_api("POST", "/jobs").body["job_id"]
+    put_job_item("b" * 32, "SUBMITTED", hyperparameters={"epochs": 0})
+    records = stream_records()
+    bad = [r for r in records if r["dynamodb"]["Keys"]["pk"] == {"S": settings.job_pk("b" * 32)}]
+    no_id = copy.deepcopy(bad[0])
+    del no_id["dynamodb"]["NewImage"]["job_id"]
+    no_id["dynamodb"]["SequenceNumber"] = "999999"
+
+    response = deliver([*bad, *records[:1], no_id])
+
+    assert response == {
+        "batchItemFailures": [{"itemIdentifier": sequence_number(bad[0])}, {"itemIdentifier": "999999"}]
+    }
+    assert [e["name"] for e in executions(machine)] == [good]
+    # A job that can never start does not wait in SUBMITTED for ever.
+    failed = call_api("GET", f"/jobs/{'b' * 32}").body
+    assert failed["status"] == "FAILED"
+    assert "hyperparameters" in failed["failure_reason"] and "epochs" in failed["failure_reason"]
+
+
+def test_a_throttled_start_is_reported_for_a_retry_and_the_job_stays_submitted(
+    machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = call_api("POST", "/jobs").body["job_id"]
+    records = stream_records()
+    real = BaseClient._make_api_call
+
+    def throttled(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "StartExecution":
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation
+            )
+        return real(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", throttled)
+    response = deliver(records)
+    monkeypatch.setattr(BaseClient, "_make_api_call", real)
+    retried = deliver(records)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": sequence_number(records[0])}]}
+    assert retried == {"batchItemFailures": []}
+    assert [e["name"] for e in executions(machine)] == [job_id]
+    assert call_api("GET", f"/jobs/{job_id}").body["status"] == "SUBMITTED"
+
+
+def test_a_start_refused_for_good_ends_the_job_failed(machine: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id = call_api("POST", "/jobs").body["job_id"]
+    monkeypatch.setenv(settings.ENV_STATE_MACHINE_ARN, machine.replace(":training", ":deleted-machine"))
+    env.stream_env.cache_clear()
+
+    response = deliver(stream_records())
+
+    assert len(response["batchItemFailures"]) == 1
+    job = call_api("GET", f"/jobs/{job_id}").body
+    assert job["status"] == "FAILED"
+    assert "StateMachineDoesNotExist" in job["failure_reason"]

@@ -35,7 +35,7 @@ from .grid import STEPS_PER_QUARTER, render_line
 
 VOICES = ("soprano", "alto", "tenor", "bass")
 # Bump when the builder's output changes: the cache file name carries it.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CACHE_DIR_ENV = "OPENCOMPOSER_DATA_DIR"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "opencomposer"
 # The machine this must build on has two cores; more processes only add start-up cost.
@@ -141,20 +141,19 @@ def _timed_notes(part) -> list[tuple[float, float, int, bool]]:
 def bar_line_shifts(starts: Sequence[float], lengths: Sequence[float], steps_per_bar: int) -> list[float]:
     """How far to move each measure (in steps) so that bar lines fall every `steps_per_bar`.
 
-    A full measure starts on a bar line; an incomplete measure followed by a full one is a
-    pickup and ends on a bar line (the opening pickup, and pickups after a repeat); other
-    incomplete measures (a section's closing bar) stay where they fall. Shifts only grow, so
-    the only change is rest added in front and, in 6 chorales whose sections do not add up to
-    whole bars, a short rest before a section's first bar line.
+    A full measure starts on a bar line. An incomplete measure is a pickup, which ends on a bar
+    line, when it opens the piece or does not start on a bar line; otherwise it is a section's
+    closing bar and stays where it falls. Shifts only grow, so the only change is rest added in
+    front and, in the 6 chorales whose sections do not add up to whole bars, a short rest after
+    a closing bar.
     """
     shifts: list[float] = []
     shift = 0.0
     for i, (start, length) in enumerate(zip(starts, lengths, strict=True)):
-        full = abs(length - steps_per_bar) < 1e-6
-        next_full = i + 1 < len(lengths) and abs(lengths[i + 1] - steps_per_bar) < 1e-6
-        if full:
-            shift += -round(start + shift) % steps_per_bar
-        elif next_full:
+        at = round(start + shift)
+        if abs(length - steps_per_bar) < 1e-6:
+            shift += -at % steps_per_bar
+        elif i == 0 or at % steps_per_bar:
             shift += -round(start + length + shift) % steps_per_bar
         shifts.append(shift)
     return shifts

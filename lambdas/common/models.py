@@ -42,7 +42,7 @@ class Hyperparameters(BaseModel):
     learning_rate: Annotated[float, Field(gt=0, lt=1)] = 0.001
     update_ratio: Annotated[int, Field(ge=1, le=20)] = 5
     batch_size: Annotated[int, Field(ge=1, le=1024)] = 64
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0, le=2**63)] = 0
 
     def as_sagemaker(self) -> dict[str, str]:
         """SageMaker passes every hyperparameter as a string."""

@@ -33,12 +33,21 @@ STAR_RESOURCE_REASONS = {
                               "the action takes no resource",
     "logs:DescribeResourcePolicies": "the action takes no resource",
     "logs:DescribeLogGroups": "the action takes no resource (Step Functions checks its log destination)",
+    "dynamodb:ListStreams": "the action takes no resource (Lambda's stream event source calls it)",
     "ecr:GetAuthorizationToken": "ECR's registry login has no resource; pulls are limited to the "
                                  "training image's repository",
     "cloudwatch:PutMetricData": f"CloudWatch metrics have no resource type; limited by condition to "
                                 f"the {SAGEMAKER_LOG_GROUP} namespace",
 }
-_STAR = "; ".join(sorted({reason for reason in STAR_RESOURCE_REASONS.values()}))
+_XRAY = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+
+
+def _star_reason(*actions: str) -> str:
+    """The reasons of STAR_RESOURCE_REASONS for these actions, each reason said once."""
+    by_reason: dict[str, list[str]] = {}
+    for action in actions:
+        by_reason.setdefault(STAR_RESOURCE_REASONS[action], []).append(action)
+    return "; ".join(f"{', '.join(names)}: {reason}" for reason, names in by_reason.items())
 
 
 def check(app: App, stack: OpenComposerStack) -> None:
@@ -56,8 +65,13 @@ def acknowledge(stack: OpenComposerStack) -> None:
     api, stream = stack.api, stack.stream_trigger
 
     # --- Resource "*": only actions that have no narrower resource (STAR_RESOURCE_REASONS).
-    for construct in (training.role, workflow.state_machine.role, api.handler.role, stream.handler.role):
-        _ack(construct, "AwsSolutions-IAM5[Resource::*]", _STAR)
+    star = "AwsSolutions-IAM5[Resource::*]"
+    _ack(training.role, star, _star_reason("ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"))
+    _ack(workflow.state_machine.role, star, _star_reason(
+        *(a for a in STAR_RESOURCE_REASONS if a.startswith("logs:")),
+        *(a for a in STAR_RESOURCE_REASONS if a.startswith("xray:"))))
+    _ack(api.handler.role, star, _star_reason(*_XRAY))
+    _ack(stream.handler.role, star, _star_reason(*_XRAY, "dynamodb:ListStreams"))
 
     # --- Per-job patterns.
     for folder, why in (("input", "the melody channel SageMaker downloads; the api writes it"),

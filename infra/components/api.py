@@ -99,6 +99,8 @@ class Api(Construct):
             default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
             default_integration=apigw.LambdaIntegration(fn),
         )
+        # The stack's own ApiUrl output replaces the construct's generated one.
+        self.rest_api.node.try_remove_child("Endpoint")
         for path, methods in ROUTES:
             resource = self.rest_api.root.resource_for_path(path)
             for method in methods:

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import jsii
 from aws_cdk import BundlingOptions, Duration, ILocalBundling, RemovalPolicy
@@ -35,11 +34,13 @@ LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 class PipBundling:
     """Builds the asset with pip (`--platform`, `--only-binary`) instead of a Docker container."""
 
-    def try_bundle(self, output_dir: str, **_options: Any) -> bool:
+    # jsii hands the bundling options over as one positional struct.
+    def try_bundle(self, output_dir: str, _options: BundlingOptions) -> bool:
         out = Path(output_dir)
         if LAMBDA_REQUIREMENTS.exists():
             subprocess.run(
                 [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                 "--no-compile",  # no .pyc: the asset's hash then changes only with its content
                  "--platform", PIP_PLATFORM, "--implementation", "cp",
                  "--python-version", PIP_PYTHON_VERSION, "--only-binary=:all:",
                  "--target", str(out), "--requirement", str(LAMBDA_REQUIREMENTS)],

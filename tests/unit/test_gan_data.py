@@ -208,8 +208,9 @@ def test_build_skips_the_keyboard_prelude_and_analyses():
 
 
 @pytest.mark.slow
-def test_whole_corpus_builds_with_every_chorale_bar_aligned(tmp_path):
-    splits = data.load_chorales(tmp_path)
+def test_whole_corpus_builds_with_every_chorale_bar_aligned(tmp_path_factory):
+    # The session's temporary folder, so the other slow test of the corpus reuses this build.
+    splits = data.load_chorales(tmp_path_factory.getbasetemp() / "bach-chorales")
     chorales = splits.train + splits.validation + splits.test
     assert len(chorales) >= 400
     assert {c.steps_per_bar for c in chorales} >= {12, 16}

@@ -19,16 +19,18 @@ from lambdas.common import settings
 
 # Why each IAM statement on Resource "*" cannot be narrower (the infra tests check that these
 # are the only actions granted on "*").
+_NO_XRAY_RESOURCES = "X-Ray has no resource-level permissions: trace segments are written account-wide"
+_NO_DELIVERY_RESOURCES = "CloudWatch Logs vended log delivery has no resource-level permissions"
 STAR_RESOURCE_REASONS = {
-    "xray:PutTraceSegments": "X-Ray has no resource-level permissions",
-    "xray:PutTelemetryRecords": "X-Ray has no resource-level permissions",
-    "xray:GetSamplingRules": "X-Ray has no resource-level permissions",
-    "xray:GetSamplingTargets": "X-Ray has no resource-level permissions",
-    "logs:CreateLogDelivery": "CloudWatch Logs vended log delivery has no resource-level permissions",
-    "logs:GetLogDelivery": "CloudWatch Logs vended log delivery has no resource-level permissions",
-    "logs:UpdateLogDelivery": "CloudWatch Logs vended log delivery has no resource-level permissions",
-    "logs:DeleteLogDelivery": "CloudWatch Logs vended log delivery has no resource-level permissions",
-    "logs:ListLogDeliveries": "CloudWatch Logs vended log delivery has no resource-level permissions",
+    "xray:PutTraceSegments": _NO_XRAY_RESOURCES,
+    "xray:PutTelemetryRecords": _NO_XRAY_RESOURCES,
+    "xray:GetSamplingRules": _NO_XRAY_RESOURCES,
+    "xray:GetSamplingTargets": _NO_XRAY_RESOURCES,
+    "logs:CreateLogDelivery": _NO_DELIVERY_RESOURCES,
+    "logs:GetLogDelivery": _NO_DELIVERY_RESOURCES,
+    "logs:UpdateLogDelivery": _NO_DELIVERY_RESOURCES,
+    "logs:DeleteLogDelivery": _NO_DELIVERY_RESOURCES,
+    "logs:ListLogDeliveries": _NO_DELIVERY_RESOURCES,
     "logs:PutResourcePolicy": "Step Functions log delivery sets the log group resource policy; "
                               "the action takes no resource",
     "logs:DescribeResourcePolicies": "the action takes no resource",

@@ -1,0 +1,119 @@
+"""Least privilege, as a reviewer would check it in the template."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from synthesized import Synth, as_list, render
+
+from infra.components.training import SAGEMAKER_LOG_GROUP
+from infra.components.workflow import SAGEMAKER_SYNC_RULE
+from infra.nag import STAR_RESOURCE_REASONS
+from lambdas.common import settings
+
+# Managed policies are allowed on exactly these roles, each for a reason.
+MANAGED_POLICIES = {
+    # The account-level role API Gateway writes execution logs with (RestApi cloud_watch_role).
+    ("apigateway.amazonaws.com", "AmazonAPIGatewayPushToCloudWatchLogs"),
+    # CDK's own provider behind auto_delete_objects, so that `make destroy` can empty the buckets.
+    ("lambda.amazonaws.com", "AWSLambdaBasicExecutionRole"),
+}
+
+
+def _star_actions(synth: Synth) -> dict[str, list[str]]:
+    """Action → roles' services, for every Allow on Resource "*"."""
+    found: dict[str, list[str]] = {}
+    for policy, statement in synth.statements():
+        if statement["Effect"] == "Allow" and "*" in as_list(statement["Resource"]):
+            for action in as_list(statement["Action"]):
+                found.setdefault(action, []).extend(synth.role_service(r) for r in synth.roles_of(policy))
+    return found
+
+
+def test_resource_star_only_for_actions_that_have_no_narrower_resource(synth: Synth) -> None:
+    unexplained = set(_star_actions(synth)) - set(STAR_RESOURCE_REASONS)
+    assert unexplained == set()
+
+
+@pytest.mark.parametrize("action", sorted(STAR_RESOURCE_REASONS))
+def test_each_named_resource_star_case_is_one_the_stack_really_needs(synth: Synth, action: str) -> None:
+    # Each case is named here with its reason (infra/nag.py), and must still be in use.
+    assert action in _star_actions(synth), f"{action} is allowed on '*' but nothing uses it"
+
+
+def test_no_action_wildcards(synth: Synth) -> None:
+    wildcards = {a for _, s in synth.statements() for a in as_list(s["Action"]) if "*" in a}
+    assert wildcards == set()
+
+
+def test_managed_policies_only_where_named(synth: Synth) -> None:
+    attached = set()
+    for lid, role in synth.resources("AWS::IAM::Role").items():
+        for arn in as_list(role["Properties"].get("ManagedPolicyArns", [])):
+            attached.add((synth.role_service(lid), render(arn).rsplit("/", 1)[-1]))
+    assert attached == MANAGED_POLICIES
+
+
+def test_only_the_state_machine_passes_a_role_and_only_the_training_role_to_sagemaker(synth: Synth) -> None:
+    passes = [(policy, s) for policy, s in synth.statements() if "iam:PassRole" in as_list(s["Action"])]
+    assert len(passes) == 1
+    policy, statement = passes[0]
+    assert [synth.role_service(r) for r in synth.roles_of(policy)] == ["states.amazonaws.com"]
+    assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    (role_id,) = {statement["Resource"]["Fn::GetAtt"][0]}
+    assert synth.role_service(role_id) == "sagemaker.amazonaws.com"
+
+
+def test_sagemaker_actions_reach_only_this_stacks_training_jobs(synth: Synth) -> None:
+    prefix = synth.stack.stack_name
+    pattern = f"training-job/{prefix}-*"
+    sagemaker = [(p, s) for p, s in synth.statements()
+                 if any(a.startswith("sagemaker:") for a in as_list(s["Action"]))]
+    assert sagemaker
+    for _, statement in sagemaker:
+        assert [render(r).rsplit(":", 1)[-1] for r in as_list(statement["Resource"])] == [pattern]
+    # ... which are the names the state machine gives its training jobs.
+    text = json.dumps(json.loads(next(iter(synth.resources("AWS::StepFunctions::StateMachine").values()))
+                                 ["Properties"]["DefinitionString"]))
+    names = re.findall(r"TrainingJobName\.\$\": \"States\.Format\('([^']*)'", text)
+    assert names and all(n.startswith("${TrainingJobPrefix}-") for n in names)
+    assert len(settings.training_job_name(prefix, "0" * 32)) <= settings.TRAINING_JOB_NAME_MAX
+
+
+def test_state_machine_holds_what_sync_needs_and_the_managed_rule_only(synth: Synth) -> None:
+    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    role_id = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    statements = [s for p, s in synth.statements() if role_id in synth.roles_of(p)]
+    actions = {a: s for s in statements for a in as_list(s["Action"])}
+    assert {"sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob",
+            "sagemaker:StopTrainingJob", "iam:PassRole", "events:PutRule"} <= set(actions)
+    for action in ("events:PutTargets", "events:PutRule", "events:DescribeRule"):
+        assert render(actions[action]["Resource"]).endswith(f":rule/{SAGEMAKER_SYNC_RULE}")
+    assert actions["dynamodb:UpdateItem"]["Resource"]["Fn::GetAtt"][1] == "Arn"  # the table itself
+
+
+def test_training_role_reaches_only_job_prefixes_job_items_the_image_and_its_logs(synth: Synth) -> None:
+    (role_id,) = [lid for lid in synth.resources("AWS::IAM::Role") if synth.role_service(lid) ==
+                  "sagemaker.amazonaws.com"]
+    statements = [s for p, s in synth.statements() if role_id in synth.roles_of(p)]
+    for statement in statements:
+        actions = as_list(statement["Action"])
+        resources = [render(r) for r in as_list(statement["Resource"])]
+        service = actions[0].split(":")[0]
+        assert all(a.startswith(f"{service}:") for a in actions)
+        if service == "s3" and actions != ["s3:ListBucket"]:
+            assert all(re.fullmatch(rf"<\w+\.Arn>/{settings.JOBS_PREFIX}\*/\w+/\*", r) for r in resources)
+        elif service == "s3":
+            assert statement["Condition"] == {"StringLike": {"s3:prefix": [f"{settings.JOBS_PREFIX}*"]}}
+        elif service == "dynamodb":
+            assert statement["Condition"] == {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [settings.job_pk("*")]}}
+            assert all(re.fullmatch(r"<\w+\.Arn>", r) for r in resources)
+        elif service == "ecr" and actions != ["ecr:GetAuthorizationToken"]:
+            assert all("cdk-hnb659fds-container-assets-" in r for r in resources)
+        elif service == "logs":
+            assert all(f":log-group:{SAGEMAKER_LOG_GROUP}:" in r for r in resources)
+        else:
+            assert resources == ["*"] and set(actions) <= set(STAR_RESOURCE_REASONS)

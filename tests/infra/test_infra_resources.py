@@ -1,0 +1,189 @@
+"""What the synthesised template deploys: table, bucket, stream trigger, workflow, API, outputs."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from aws_cdk.assertions import Match
+from synthesized import Synth, as_list, render
+
+from infra.components.artifacts_bucket import SAMPLE_TAG_KEY, SAMPLE_TAG_VALUE
+from infra.components.paths import STATE_MACHINE_DEFINITION
+from infra.components.workflow import placeholders
+from infra.stack import OUTPUT_API_URL, OUTPUT_BUCKET, OUTPUT_TABLE
+from lambdas.common import settings
+
+# DESIGN.md's HTTP API table, as a user reads it.
+DESIGN_ROUTES = {
+    ("POST", "/jobs"), ("GET", "/jobs"), ("GET", "/jobs/{job_id}"), ("GET", "/jobs/{job_id}/metrics"),
+    ("GET", "/jobs/{job_id}/compositions"), ("POST", "/jobs/{job_id}/stop"), ("DELETE", "/jobs/{job_id}"),
+}
+
+
+def test_jobs_table_has_the_shared_keys_index_stream_recovery_and_encryption(synth: Synth) -> None:
+    synth.assertions.has_resource_properties("AWS::DynamoDB::Table", {
+        "KeySchema": [{"AttributeName": settings.PARTITION_KEY, "KeyType": "HASH"},
+                      {"AttributeName": settings.SORT_KEY, "KeyType": "RANGE"}],
+        "GlobalSecondaryIndexes": [Match.object_like({
+            "IndexName": settings.OWNER_INDEX,
+            "KeySchema": [{"AttributeName": settings.OWNER_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                          {"AttributeName": settings.OWNER_INDEX_SORT_KEY, "KeyType": "RANGE"}],
+        })],
+        "StreamSpecification": {"StreamViewType": settings.STREAM_VIEW_TYPE},
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "SSESpecification": {"SSEEnabled": True},
+        "BillingMode": "PAY_PER_REQUEST",
+    })
+
+
+def test_every_bucket_blocks_public_access_enforces_tls_and_is_encrypted(synth: Synth) -> None:
+    buckets = synth.resources("AWS::S3::Bucket")
+    assert len(buckets) == 2  # artifacts and its access logs
+    policies = {render(p["Properties"]["Bucket"]): p["Properties"]["PolicyDocument"]["Statement"]
+                for p in synth.resources("AWS::S3::BucketPolicy").values()}
+    for lid, bucket in buckets.items():
+        props = bucket["Properties"]
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True, "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+        (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+        denies_plain_http = [s for s in policies[f"<{lid}>"] if s["Effect"] == "Deny"
+                             and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}]
+        assert denies_plain_http, f"{lid} accepts requests without TLS"
+
+
+def test_artifacts_bucket_logs_access_and_expires_tagged_samples(synth: Synth) -> None:
+    buckets = synth.resources("AWS::S3::Bucket").values()
+    (bucket,) = [b for b in buckets if "LoggingConfiguration" in b["Properties"]]
+    props = bucket["Properties"]
+    assert synth.type_of(props["LoggingConfiguration"]["DestinationBucketName"]) == "AWS::S3::Bucket"
+    rules = props["LifecycleConfiguration"]["Rules"]
+    (samples,) = [r for r in rules if r.get("TagFilters")]
+    assert samples["TagFilters"] == [{"Key": SAMPLE_TAG_KEY, "Value": SAMPLE_TAG_VALUE}]
+    assert samples["Status"] == "Enabled" and 0 < samples["ExpirationInDays"] <= 90
+    # The container's sample objects live where settings.sample_key puts them; the rule reaches
+    # them by tag because a lifecycle prefix cannot hold the job id's wildcard.
+    assert re.fullmatch(r"jobs/[^/]+/samples/epoch-\d{4}\.mid", settings.sample_key("abc", 5))
+
+
+def test_stream_trigger_passes_only_job_inserts_and_never_drops_a_record(synth: Synth) -> None:
+    synth.assertions.has_resource_properties("AWS::Lambda::EventSourceMapping", {
+        "FilterCriteria": {"Filters": [{"Pattern": Match.serialized_json(settings.STREAM_FILTER_PATTERN)}]},
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "BisectBatchOnFunctionError": True,
+    })
+    (mapping,) = synth.resources("AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert 0 < props["MaximumRetryAttempts"] <= 10
+    assert 0 < props["MaximumRecordAgeInSeconds"] <= 24 * 3600  # a stream keeps records a day
+    function = synth.template["Resources"][props["FunctionName"]["Ref"]]
+    assert function["Properties"]["Handler"] == settings.STREAM_HANDLER
+    assert synth.type_of(props["EventSourceArn"]) == "AWS::DynamoDB::Table"
+
+
+def test_failed_stream_batches_go_to_an_encrypted_queue_that_raises_an_alarm(synth: Synth) -> None:
+    (mapping,) = synth.resources("AWS::Lambda::EventSourceMapping").values()
+    destination = mapping["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+    assert synth.type_of(destination) == "AWS::SQS::Queue"
+    queue_id = destination["Fn::GetAtt"][0]
+    assert synth.template["Resources"][queue_id]["Properties"]["SqsManagedSseEnabled"] is True
+    alarms = [a["Properties"] for a in synth.resources("AWS::CloudWatch::Alarm").values()
+              if {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}
+              in a["Properties"].get("Dimensions", [])]
+    assert alarms and alarms[0]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+
+
+def test_state_machine_deploys_the_asl_file_as_is_with_every_placeholder_substituted(synth: Synth) -> None:
+    text = STATE_MACHINE_DEFINITION.read_text()
+    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    props = machine["Properties"]
+    assert props["DefinitionString"] == text  # the bytes the local stack runs
+    in_file = set(re.findall(r"\$\{(\w+)\}", text))
+    assert in_file >= placeholders(text) and in_file
+    assert set(props["DefinitionSubstitutions"]) == in_file
+    assert props["DefinitionSubstitutions"]["TrainingJobPrefix"] == synth.stack.stack_name
+    assert props.get("StateMachineType", "STANDARD") == "STANDARD"  # .sync needs STANDARD
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+
+
+def test_training_settings_are_stack_parameters_that_the_definition_uses(synth: Synth) -> None:
+    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    substituted = {json.dumps(v) for v in machine["Properties"]["DefinitionSubstitutions"].values()}
+    parameters = {name for name in synth.template["Parameters"] if name != "BootstrapVersion"}
+    assert {"InstanceType", "InstanceCount", "MaxRuntimeSeconds"} <= parameters
+    for name in parameters:
+        assert json.dumps({"Ref": name}) in substituted, f"parameter {name} changes nothing"
+
+
+def test_every_api_route_of_the_design_requires_iam_auth_and_reaches_the_api_handler(synth: Synth) -> None:
+    resources = synth.resources("AWS::ApiGateway::Resource")
+
+    def path(reference: object) -> str:
+        if isinstance(reference, dict) and "Ref" in reference:
+            props = resources[reference["Ref"]]["Properties"]
+            return f"{path(props['ParentId'])}/{props['PathPart']}"
+        return ""  # the root resource
+
+    methods = [m["Properties"] for m in synth.resources("AWS::ApiGateway::Method").values()]
+    assert {(m["HttpMethod"], path(m["ResourceId"])) for m in methods} == DESIGN_ROUTES
+    api_function_id, _ = synth.only("AWS::Lambda::Function", Handler=settings.API_HANDLER)
+    for method in methods:
+        assert method["AuthorizationType"] == "AWS_IAM"
+        assert method["Integration"]["Type"] == "AWS_PROXY"
+        assert f"<{api_function_id}.Arn>" in render(method["Integration"]["Uri"])
+
+
+def test_api_stage_is_throttled_traced_and_access_logged(synth: Synth) -> None:
+    (stage,) = synth.resources("AWS::ApiGateway::Stage").values()
+    props = stage["Properties"]
+    (everything,) = [s for s in props["MethodSettings"] if s["ResourcePath"] == "/*"]
+    assert everything["ThrottlingRateLimit"] > 0 and everything["ThrottlingBurstLimit"] > 0
+    assert everything["LoggingLevel"] in {"ERROR", "INFO"}
+    assert props["TracingEnabled"] is True
+    assert synth.type_of(props["AccessLogSetting"]["DestinationArn"]) == "AWS::Logs::LogGroup"
+    assert json.loads(props["AccessLogSetting"]["Format"])["requestId"] == "$context.requestId"
+
+
+def test_api_gateway_errors_keep_the_api_error_shape(synth: Synth) -> None:
+    responses = {r["Properties"]["ResponseType"]: r["Properties"]
+                 for r in synth.resources("AWS::ApiGateway::GatewayResponse").values()}
+    assert set(responses) >= {"DEFAULT_4XX", "DEFAULT_5XX"}
+    for response in responses.values():
+        template = response["ResponseTemplates"]["application/json"]
+        filled = template.replace("$context.error.responseType", "THROTTLED").replace(
+            "$context.error.messageString", '"Too Many Requests"')
+        assert set(json.loads(filled)["error"]) == {"code", "message"}
+
+
+def test_outputs_name_the_api_url_bucket_and_table(synth: Synth) -> None:
+    outputs = synth.template["Outputs"]
+    assert set(outputs) == {OUTPUT_API_URL, OUTPUT_BUCKET, OUTPUT_TABLE}
+    assert render(outputs[OUTPUT_API_URL]["Value"]).startswith("https://")
+    assert synth.type_of(outputs[OUTPUT_BUCKET]["Value"]) == "AWS::S3::Bucket"
+    assert synth.type_of(outputs[OUTPUT_TABLE]["Value"]) == "AWS::DynamoDB::Table"
+
+
+def test_no_resource_has_a_physical_name(synth: Synth) -> None:
+    name_properties = {"BucketName", "TableName", "FunctionName", "RoleName", "StateMachineName",
+                       "QueueName", "LogGroupName", "RepositoryName", "AlarmName", "PolicyName"}
+    # A literal name is physical (a Ref or GetAtt names another resource, which is fine).
+    named = {(lid, key) for lid, r in synth.template["Resources"].items()
+             if r["Type"] != "AWS::IAM::Policy"  # CDK's policy names are scoped to their role
+             for key, value in r.get("Properties", {}).items()
+             if key in name_properties and isinstance(value, str)}
+    assert named == set()
+
+
+def test_functions_run_python_312_traced_with_their_own_log_group(synth: Synth) -> None:
+    ours = [f["Properties"] for f in synth.resources("AWS::Lambda::Function").values()
+            if f["Properties"].get("Handler", "").startswith("lambdas.")]
+    assert len(ours) == 2
+    for fn in ours:
+        assert fn["Runtime"] == "python3.12"
+        assert fn["TracingConfig"] == {"Mode": "Active"}
+        assert synth.type_of(fn["LoggingConfig"]["LogGroup"]) == "AWS::Logs::LogGroup"
+        role = synth.template["Resources"][fn["Role"]["Fn::GetAtt"][0]]["Properties"]
+        assert not as_list(role.get("ManagedPolicyArns", []))

@@ -46,7 +46,7 @@ def _json(status: HTTPStatus, body: Any) -> Response:
 @app.post("/jobs")
 def create_job() -> Response:
     event = app.current_event
-    raw = parsing.body_bytes(event.body, event.is_base64_encoded, event.decoded_body)
+    raw = parsing.body_bytes(event.body, bool(event.is_base64_encoded), event.decoded_body)
     request = parsing.parse_body(CreateJobRequest, raw, event.headers.get("content-type"))
     key = parsing.idempotency_key(event.headers.get(parsing.IDEMPOTENCY_HEADER))
     return _json(HTTPStatus.ACCEPTED, _service().create(_owner(), request, key))

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, NoReturn
 
 import boto3
 from boto3.dynamodb.conditions import Attr, Key
@@ -63,7 +63,7 @@ def _unavailable(error: ClientError) -> ServiceUnavailableError:
     return ServiceUnavailableError(f"AWS is busy ({_code(error)}); retry the request")
 
 
-def _raise_common(error: ClientError) -> None:
+def _raise_common(error: ClientError) -> NoReturn:
     if _code(error) in THROTTLING_CODES:
         raise _unavailable(error) from error
     raise error
@@ -139,7 +139,6 @@ class JobsRepository:
             return self._table.get_item(Key=_idempotency_key(owner, key), ConsistentRead=True).get("Item")
         except ClientError as e:
             _raise_common(e)
-        return None
 
     def list_jobs(
         self, owner: str, status: str | None, limit: int, next_token: str | None
@@ -207,7 +206,6 @@ class JobsRepository:
             if _code(e) == "ConditionalCheckFailedException":
                 raise ConditionFailedError("the job cannot be stopped in its current status") from e
             _raise_common(e)
-        raise AssertionError("unreachable")
 
     def fail_unstarted(self, job_id: str, reason: str) -> str | None:
         """Ends a job whose execution can never start: SUBMITTED → FAILED with the reason, or

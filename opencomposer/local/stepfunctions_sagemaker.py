@@ -73,7 +73,8 @@ def _jsonable(value: Any) -> Any:
 
 class StateTaskServiceSageMaker(StateTaskServiceCallback):
     def __init__(self) -> None:
-        super().__init__(supported_integration_patterns=set(_PATTERNS))
+        # moto types the conditions as plain str constants but annotates the set as enum-like.
+        super().__init__(supported_integration_patterns=set(_PATTERNS))  # type: ignore[arg-type]
 
     def _get_supported_parameters(self) -> set[str] | None:
         # Any parameter: SageMaker validates them itself, as on AWS.
@@ -92,7 +93,7 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
             env=env,
             error_name=name,
             event_type=HistoryEventType.TaskFailed,
-            event_details=EventDetails(
+            event_details=EventDetails(  # type: ignore[typeddict-item]  # moto's total=True TypedDict
                 taskFailedEventDetails=TaskFailedEventDetails(
                     error=error,
                     cause=cause,

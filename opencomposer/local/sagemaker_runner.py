@@ -36,7 +36,18 @@ log = logging.getLogger(__name__)
 # SageMaker caps FailureReason at 1,024 characters.
 _FAILURE_REASON_MAX = 1024
 _STDERR_TAIL_LINES = 15
-_INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "OMP_NUM_THREADS")
+# What the training process inherits from this machine (the dataset cache lives under HOME or
+# OPENCOMPOSER_DATA_DIR); everything else is the container contract and the job's Environment.
+_INHERITED_ENV = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "SYSTEMROOT",
+    "OMP_NUM_THREADS",
+    "OPENCOMPOSER_DATA_DIR",
+)
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAINING_PACKAGE_DIR = _REPO_ROOT / "training_container"
 # The image's entry point: `python -m gan.train` with the training package on PYTHONPATH.

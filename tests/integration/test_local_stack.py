@@ -137,15 +137,25 @@ def test_a_job_whose_training_fails_ends_failed_with_the_trainings_reason(
 
 
 def test_stop_really_stops_the_training(stack: LocalStack, client: Client) -> None:
+    # Given a long job whose training process is running
     job = client.submit({"hyperparameters": {"epochs": 500, "batch_size": 16, "update_ratio": 1}})
-    _wait_for(client, job["job_id"], {"TRAINING"}, timeout=180)
+    name = settings.training_job_name(stack.names.training_job_prefix, job["job_id"])
+    sagemaker = stack.client("sagemaker")
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if sagemaker.describe_training_job(TrainingJobName=name)["SecondaryStatus"] == "Training":
+                break
+        except sagemaker.exceptions.ClientError:
+            pass  # not created yet
+        assert time.monotonic() < deadline, "the training job never started"
+        time.sleep(0.2)
 
+    # When the user stops it
     assert client.stop(job["job_id"])["status"] == "STOPPING"
     done = _wait_for(client, job["job_id"], {"COMPLETED", "FAILED", "STOPPED"}, timeout=60)
 
+    # Then the job and its training job are stopped, and the process has ended
     assert done["status"] == "STOPPED"
-    name = settings.training_job_name(stack.names.training_job_prefix, job["job_id"])
-    training = stack.client("sagemaker").describe_training_job(TrainingJobName=name)
-    assert training["TrainingJobStatus"] == "Stopped"
-    log = (stack.logs_dir / f"{name}.log").read_text()
-    assert "Process exited with code" in log, "the training process ended"
+    assert sagemaker.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "Stopped"
+    assert "Process exited with code" in (stack.logs_dir / f"{name}.log").read_text()

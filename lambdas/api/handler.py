@@ -7,6 +7,7 @@ The caller is `requestContext.identity.userArn` (IAM authorization on AWS), fall
 from __future__ import annotations
 
 import json
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -24,6 +25,7 @@ from lambdas.common.models import CreateJobRequest, ListJobsQuery
 
 logger = Logger(service="opencomposer-api")
 app = APIGatewayRestResolver()
+_JOB_PATH = re.compile(r"^/jobs/([^/]+)")
 
 
 def _service() -> JobService:
@@ -37,6 +39,13 @@ def _owner() -> str:
     if not owner:
         raise UnauthenticatedError("the request carries no caller identity (IAM authorization required)")
     return owner
+
+
+def _job_id_in_path() -> str | None:
+    """For the logs: the job a failed request was about (path parameters vary with the
+    API Gateway resource, e.g. `{proxy+}`, so read the path itself)."""
+    match = _JOB_PATH.match(app.current_event.path or "")
+    return match.group(1) if match else None
 
 
 def _json(status: HTTPStatus, body: Any) -> Response:
@@ -95,13 +104,14 @@ def _error(status: HTTPStatus, code: str, message: str, field: str | None = None
 def domain_error(e: DomainError) -> Response:
     # The one place where domain errors become HTTP statuses (each class carries its own).
     log = logger.error if e.status >= HTTPStatus.INTERNAL_SERVER_ERROR else logger.info
-    log("request failed", status=int(e.status), code=e.code, field=e.field, cause=e.message)
+    job_id = _job_id_in_path()
+    log("request failed", status=int(e.status), code=e.code, field=e.field, job_id=job_id, cause=e.message)
     return _error(e.status, e.code, e.message, e.field)
 
 
 @app.exception_handler(Exception)
 def unexpected_error(e: Exception) -> Response:
-    logger.exception("unexpected error", path=app.current_event.path)
+    logger.exception("unexpected error", path=app.current_event.path, job_id=_job_id_in_path())
     return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error; see the api's log")
 
 

@@ -116,8 +116,9 @@ def call_api(
 
     if raw_body is None and body is not None:
         raw_body = json.dumps(body)
-    all_headers = {"Content-Type": "application/json"} if raw_body is not None else {}
-    all_headers.update(headers or {})
+    all_headers = dict(headers or {})
+    if raw_body is not None and not any(k.lower() == "content-type" for k in all_headers):
+        all_headers["Content-Type"] = "application/json"
     if base64_body and raw_body is not None:
         raw_body = base64.b64encode(raw_body.encode()).decode()
     identity: dict[str, Any] = {"sourceIp": "127.0.0.1", "userArn": owner, "caller": None}

@@ -539,3 +539,15 @@ def test_delete_of_an_unfinished_job_is_409_and_removes_nothing(aws: None, statu
 
     assert response.status == 409
     assert call_api("GET", f"/jobs/{job_id}").body["status"] == status
+
+
+def test_headers_are_read_whatever_their_case(aws: None) -> None:
+    body = '{"name": "a"}'
+    lower = {"content-type": "application/json; charset=utf-8", "idempotency-key": "k"}
+    upper = {"CONTENT-TYPE": "Application/JSON", "IDEMPOTENCY-KEY": "k"}
+
+    first = call_api("POST", "/jobs", raw_body=body, headers=lower)
+    again = call_api("POST", "/jobs", raw_body=body, headers=upper)
+
+    assert first.status == again.status == 202
+    assert again.body["job_id"] == first.body["job_id"]

@@ -212,3 +212,13 @@ def test_similarity_scales_are_the_spread_across_all_chorales(tmp_path_factory):
     spread = metrics.bach_spread(splits.train + splits.validation + splits.test)
     for metric, scale in metrics.SIMILARITY_SCALES.items():
         assert scale == pytest.approx(spread[metric], rel=0.05, abs=0.002), metric
+
+
+def test_a_silent_accompaniment_has_no_values_instead_of_made_up_ones(recwarn):
+    bach = quarters(C_MAJOR_TUNE, [67] * 8, [64] * 8, [48] * 8)
+    silent = quarters(C_MAJOR_TUNE, [], [], [])
+    values = metrics.evaluate([silent], reference=[bach])
+    assert values["empty_bar_rate"] == 1.0
+    assert math.isnan(values["in_key_ratio"]) and math.isnan(values["consonance"])
+    assert values["similarity"] < 0.01
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

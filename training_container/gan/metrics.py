@@ -5,7 +5,7 @@ Our own definitions (the lab's and pypianoroll's metrics are wrong; see the proj
 numpy and vectorised over a whole validation split at once. A piece is anything with `pitches`
 (uint8 [4, T], 0 = rest), `onsets` (bool [4, T]) and `steps_per_bar` on the 16th-note grid.
 
-Per lower voice (alto, tenor, bass; keys `alto_...`, and the three pooled without a prefix):
+Per lower voice (alto, tenor, bass; keys `alto_...`, and their mean without a prefix):
 - `empty_bar_rate`: share of bars where the melody sounds but this voice does not.
 - `pitch_classes_per_bar`: distinct pitch classes the voice sounds in a bar, over bars where it sounds.
 - `polyphony`: notes sounding at once, over the voice's sounding steps (on a piano roll, so
@@ -243,6 +243,12 @@ def _roll_figures(pool: _Pooled, voice: int) -> tuple[float, float]:
     return polyphony(roll), single_note_rate(roll)
 
 
+def _mean_of_known(values: Sequence[float]) -> float:
+    """Mean of the values that are not NaN (a voice without notes has no in-key ratio); NaN if none."""
+    known = [v for v in values if not math.isnan(v)]
+    return float(np.mean(known)) if known else math.nan
+
+
 def per_voice(pool: _Pooled) -> dict[str, float]:
     values: dict[str, float] = {}
     for offset, name in enumerate(LOWER_VOICES):
@@ -252,7 +258,7 @@ def per_voice(pool: _Pooled) -> dict[str, float]:
         values[f"{name}_polyphony"], values[f"{name}_single_note_rate"] = _roll_figures(pool, voice)
         values[f"{name}_in_key_ratio"] = _in_key_ratio(pool, voice)
     for metric in PER_VOICE_METRICS:
-        values[metric] = float(np.nanmean([values[f"{name}_{metric}"] for name in LOWER_VOICES]))
+        values[metric] = _mean_of_known([values[f"{name}_{metric}"] for name in LOWER_VOICES])
     return values
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from lambdas.common import dal, env, settings
 
@@ -54,6 +53,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         settings.ENV_STATE_MACHINE_ARN,
         f"arn:aws:states:{settings.LOCAL_REGION}:{settings.LOCAL_ACCOUNT}:stateMachine:training",
     )
+    from moto import mock_aws  # here, so the other unit tests do not pay for importing moto
+
     _clear_caches()
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         _create_resources()

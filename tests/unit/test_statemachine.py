@@ -319,3 +319,16 @@ def test_the_definition_uses_only_deployment_placeholders_and_the_shared_names()
     assert catch_all == {
         name: "RecordStopped" for name in ("MarkStarting", "CreateTrainingJob", "MarkCompleted")
     }
+
+
+def test_a_training_job_that_ran_out_of_time_ends_failed_saying_so(machine: Machine) -> None:
+    job_id = call_api("POST", "/jobs").body["job_id"]
+
+    execution = machine.start(job_id)
+    job = training_job(job_id)
+    job.training_job_status, job.secondary_status = "Stopped", "MaxRuntimeExceeded"
+    machine.result(execution)
+
+    failed = job_item(job_id)
+    assert failed["status"] == "FAILED"
+    assert failed["failure_reason"] == "The training job ended Stopped (MaxRuntimeExceeded)."

@@ -192,6 +192,9 @@ class _Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
+            # Out of the terminal's process group: Ctrl-C stops the stack, which then ends its
+            # workers; a worker whose stack died hard sees its stdin close and exits.
+            start_new_session=True,
         )
 
     def alive(self) -> bool:

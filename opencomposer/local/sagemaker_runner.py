@@ -14,6 +14,7 @@ SageMaker does). Each job's output lands in `<logs>/<training job name>.log`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -278,7 +279,13 @@ class SageMakerRunner:
             log_file.write(f"Invoking: {' '.join(argv)}\n".encode())
             log_file.flush()
             process = subprocess.Popen(
-                argv, cwd=paths.root, env=env, stdout=log_file, stderr=log_file, start_new_session=True
+                argv,
+                cwd=paths.root,
+                env=env,
+                stdout=log_file,
+                stderr=log_file,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
             run.process = process
             if run.stop_requested.is_set():  # a stop that raced the start
@@ -379,6 +386,15 @@ def _tail(path: Path, lines: int) -> list[str]:
         text = f.read().decode(errors="replace")
     # the runner's own closing line is not the training's output
     return [line for line in text.splitlines() if not line.startswith("Process exited with code")][-lines:]
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM the training if the thread supervising it dies (the stack killed hard),
+    so no training outlives its stack. Elsewhere stopping the stack still stops it."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -7,6 +7,7 @@ stack needs no signature.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import re
@@ -103,7 +104,7 @@ class Client:
                 raise TimeoutError(f"job {job_id} still {job['status']} after {timeout:.0f} s")
             time.sleep(interval)
 
-    def download(self, job_id: str, destination: Path | str) -> list[Path]:
+    def download(self, job_id: str, destination: Path | str) -> builtins.list[Path]:
         """Every composition of the job (final and per-epoch samples) into `destination`."""
         target = Path(destination)
         target.mkdir(parents=True, exist_ok=True)

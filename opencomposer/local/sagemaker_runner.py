@@ -119,7 +119,7 @@ class SageMakerRunner:
             runner.stop(name)
             return EmptyResult()
 
-        SageMakerResponse.create_training_job = create_training_job  # type: ignore[method-assign]
+        SageMakerResponse.create_training_job = create_training_job  # type: ignore[method-assign,assignment]
         SageMakerResponse.stop_training_job = stop_training_job  # type: ignore[attr-defined]
 
     def uninstall(self) -> None:
@@ -180,7 +180,8 @@ class SageMakerRunner:
     # --- one job ----------------------------------------------------------------------------------
     def _run(self, run: _Run) -> None:
         job = run.job
-        status, secondary, reason = "Failed", "Failed", "InternalServerError: the local runner failed"
+        status, secondary = "Failed", "Failed"
+        reason: str | None = "InternalServerError: the local runner failed"
         try:
             status, secondary, reason = self._train(run)
         except _ClientError as e:

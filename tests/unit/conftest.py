@@ -187,3 +187,28 @@ def put_job_item(job_id: str, status: str, owner: str = settings.LOCAL_OWNER, **
             **extra,
         }
     )
+
+
+# --- the stream handler, called as the event source mapping would ------------------------------
+def stream_records() -> list[dict[str, Any]]:
+    """Everything the table's stream holds, shaped as Lambda delivers it."""
+    dynamodb = boto3.client("dynamodb")
+    streams = boto3.client("dynamodbstreams")
+    stream_arn = dynamodb.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    records = []
+    for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        for record in streams.get_records(ShardIterator=iterator)["Records"]:
+            created = record["dynamodb"].get("ApproximateCreationDateTime")
+            if created is not None:
+                record["dynamodb"]["ApproximateCreationDateTime"] = created.timestamp()
+            records.append({**record, "eventSourceARN": stream_arn})
+    return records
+
+
+def deliver(records: list[dict[str, Any]]) -> Any:
+    from lambdas.stream.handler import lambda_handler
+
+    return lambda_handler({"Records": records}, FakeContext(function_name="stream"))

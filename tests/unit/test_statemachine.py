@@ -23,7 +23,15 @@ from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 from lambdas.common import settings
 from lambdas.stream.handler import execution_input
 from opencomposer.local import stepfunctions_sagemaker
-from tests.unit.conftest import BUCKET, TABLE, TRAINING_JOB_PREFIX, call_api, put_job_item
+from tests.unit.conftest import (
+    BUCKET,
+    TABLE,
+    TRAINING_JOB_PREFIX,
+    call_api,
+    deliver,
+    put_job_item,
+    stream_records,
+)
 
 ASL = Path(__file__).resolve().parents[2] / "statemachine" / "training.asl.json"
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
@@ -332,3 +340,14 @@ def test_a_training_job_that_ran_out_of_time_ends_failed_saying_so(machine: Mach
     failed = job_item(job_id)
     assert failed["status"] == "FAILED"
     assert failed["failure_reason"] == "The training job ended Stopped (MaxRuntimeExceeded)."
+
+
+def test_post_stream_and_state_machine_together_take_a_job_to_completed(machine: Machine) -> None:
+    job_id = call_api("POST", "/jobs", body={"hyperparameters": {"epochs": 2}}).body["job_id"]
+
+    assert deliver(stream_records()) == {"batchItemFailures": []}
+    assert training_job(job_id).hyper_parameters["epochs"] == "2"
+    finish(job_id, "Completed")
+
+    wait_for(lambda: job_item(job_id)["status"] == "COMPLETED")
+    assert job_item(job_id)["outputs"]["model"].endswith("/output/model.tar.gz")

@@ -12,8 +12,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from lambdas.common import env, settings
-from lambdas.stream.handler import lambda_handler
-from tests.unit.conftest import TABLE, FakeContext, call_api, put_job_item
+from tests.unit.conftest import TABLE, call_api, deliver, put_job_item, stream_records
 
 PASS_MACHINE = json.dumps({"StartAt": "Noop", "States": {"Noop": {"Type": "Pass", "End": True}}})
 
@@ -24,28 +23,6 @@ def machine(aws: None) -> str:
     return boto3.client("stepfunctions").create_state_machine(
         name="training", definition=PASS_MACHINE, roleArn="arn:aws:iam::123456789012:role/states"
     )["stateMachineArn"]
-
-
-def stream_records() -> list[dict[str, Any]]:
-    """Everything the table's stream holds, shaped as Lambda delivers it."""
-    dynamodb = boto3.client("dynamodb")
-    streams = boto3.client("dynamodbstreams")
-    stream_arn = dynamodb.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
-    records = []
-    for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(
-            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        for record in streams.get_records(ShardIterator=iterator)["Records"]:
-            created = record["dynamodb"].get("ApproximateCreationDateTime")
-            if created is not None:
-                record["dynamodb"]["ApproximateCreationDateTime"] = created.timestamp()
-            records.append({**record, "eventSourceARN": stream_arn})
-    return records
-
-
-def deliver(records: list[dict[str, Any]]) -> dict[str, Any]:
-    return lambda_handler({"Records": records}, FakeContext(function_name="stream"))
 
 
 def executions(machine: str) -> list[dict[str, Any]]:

@@ -75,13 +75,6 @@ class IdempotencyKeyReusedError(DomainError):
     code = "idempotency_key_reused"
 
 
-class JobAlreadyExistsError(DomainError):
-    """A job item with this id exists already (the conditional put failed)."""
-
-    status = HTTPStatus.CONFLICT
-    code = "job_exists"
-
-
 class ConditionFailedError(DomainError):
     """A conditional update found the item in another state than expected."""
 

@@ -88,7 +88,8 @@ def acknowledge(stack: OpenComposerStack) -> None:
          f"managed spot checkpoints, written and read back on resume; {per_job}")
     _ack(api.handler.role, f"AwsSolutions-IAM5[Resource::{jobs}]",
          f"DELETE /jobs/{{id}} removes every object under the job's prefix (DeleteObject only); {per_job}")
-    for construct in (workflow.state_machine.role, api.handler.role):
+    job_callers: tuple[IConstruct, ...] = (workflow.state_machine.role, api.handler.role)
+    for construct in job_callers:
         _ack(construct, f"AwsSolutions-IAM5[Resource::{job_names}]",
              "training jobs are named <stack name>-<job id>: the pattern admits this stack's jobs only")
     _ack(training.role, f"AwsSolutions-IAM5[Resource::{_nag_text(stack, training.log_group_arn)}]",

@@ -15,7 +15,6 @@ class Synth:
     stack: OpenComposerStack
     template: dict[str, Any]
     assertions: Template
-    seconds: float
 
     def resources(self, type_: str) -> dict[str, dict[str, Any]]:
         return {lid: r for lid, r in self.template["Resources"].items() if r["Type"] == type_}

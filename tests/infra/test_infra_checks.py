@@ -18,7 +18,8 @@ def _findings_without_acknowledgments() -> set[tuple[str, str]]:
     app = cdk.App(context=CONTEXT)
     stack = OpenComposerStack(app)
     report = AwsSolutionsChecks(app).validate_scope(stack)
-    return {(v.rule_name, r.construct_path) for v in report.violations for r in v.violating_resources}
+    return {(v.rule_name, r.construct_path) for v in report.violations for r in v.violating_resources
+            if r.construct_path}
 
 
 def _acknowledgments(synth: Synth) -> dict[tuple[str, str], str]:

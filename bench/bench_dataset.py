@@ -32,11 +32,11 @@ TARGET_S = 60.0
 
 def naive_convert(path: Path) -> int:
     """What a first attempt does: stripTies on a copy, then every part's flat notes."""
-    from music21 import converter
+    from music21 import converter, stream
 
     score = converter.parse(path, forceSource=True, storePickle=False)
     notes = 0
-    for part in score.stripTies(inPlace=False).parts:
+    for part in score.stripTies(inPlace=False).getElementsByClass(stream.Part):
         notes += len(part.flatten().notes)
     return notes
 

@@ -133,6 +133,17 @@ def test_bar_lines_are_restored_after_a_section_that_does_not_fill_its_bar():
     assert data.bar_line_shifts([0, 16, 28, 32], [16, 12, 4, 16], 16) == [0, 0, 0, 0]
 
 
+def test_a_tie_out_of_a_short_bar_holds_across_the_rest_that_realigns_the_bar_lines():
+    # A 3-beat bar whose last note is tied into a full bar (bwv374 does this): the full bar moves
+    # to the next bar line, and the tied D keeps sounding, one note, through the gap.
+    bars = [[(72, 4)], [(74, 3, "start")], [(74, 1, "stop"), (None, 3)]]
+    parts = [make_part(n, bars) for n in ("Soprano", "Alto", "Tenor", "Bass")]
+    chorale = data.chorale_from_score("tied", make_score(parts))
+    assert chorale.steps == 48
+    assert list(chorale.pitches[0, 16:36]) == [74] * 20 and (chorale.pitches[0, 36:] == 0).all()
+    assert list(np.flatnonzero(chorale.onsets[0])) == [0, 16]
+
+
 # --- splits ----------------------------------------------------------------------------------
 
 

@@ -35,7 +35,7 @@ from .grid import STEPS_PER_QUARTER, render_line
 
 VOICES = ("soprano", "alto", "tenor", "bass")
 # Bump when the builder's output changes: the cache file name carries it.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 CACHE_DIR_ENV = "OPENCOMPOSER_DATA_DIR"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "opencomposer"
 # The machine this must build on has two cores; more processes only add start-up cost.
@@ -173,17 +173,29 @@ def chorale_from_score(name: str, score) -> Chorale:
         raise UnusableScore(f"a {signature.ratioString} bar is not a whole number of 16ths")
     steps_per_bar = int(bar)
     measures = list(parts[0].getElementsByClass(stream.Measure))
-    starts = np.array([_steps(m.offset) for m in measures])
+    starts = [_steps(m.offset) for m in measures]
     lengths = [_steps(m.duration.quarterLength) for m in measures]
-    shifts = np.array(bar_line_shifts(starts, lengths, steps_per_bar))
+    shifts = np.array(bar_line_shifts(starts, lengths, steps_per_bar), dtype=float)
     voices = []
     for part in parts:
         notes = _timed_notes(part)
         # Every voice moves with the soprano's measure that holds the note.
         index = np.searchsorted(starts, [s + 1e-6 for s, _, _, _ in notes], side="right") - 1
         move = shifts[np.clip(index, 0, None)] if len(shifts) else np.zeros(len(notes))
-        voices.append([(s + d, e + d, p, t) for (s, e, p, t), d in zip(notes, move, strict=True)])
+        moved = [(s + d, e + d, p, t) for (s, e, p, t), d in zip(notes, move, strict=True)]
+        voices.append(_close_tied_gaps(moved))
     return assemble(name, voices, steps_per_bar)
+
+
+def _close_tied_gaps(notes: list[tuple[float, float, int, bool]]) -> list[tuple[float, float, int, bool]]:
+    """A note tied over a bar line that `bar_line_shifts` moved keeps sounding across the rest
+    inserted there (bwv374 ties a chord out of a short bar): the tie wins over the gap."""
+    closed: list[tuple[float, float, int, bool]] = []
+    for start, end, pitch, tied in notes:
+        if tied and closed and closed[-1][2] == pitch and closed[-1][1] < start:
+            start = closed[-1][1]
+        closed.append((start, end, pitch, tied))
+    return closed
 
 
 def corpus_paths() -> list[Path]:
@@ -300,7 +312,7 @@ def save_chorales(path: Path, chorales: Sequence[Chorale]) -> None:
     }
     # Written beside the target and renamed: a reader never sees half a file.
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as handle:
-        np.savez_compressed(handle, **arrays)
+        np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub reads ** as allow_pickle
     os.replace(handle.name, path)
 
 

@@ -31,7 +31,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Protocol
+from typing import Protocol, SupportsFloat
 
 import numpy as np
 
@@ -198,8 +198,8 @@ def _padded_melodies(pieces: Sequence[Piece]) -> np.ndarray:
     return melodies
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    return float(numerator / denominator) if denominator else math.nan
+def _ratio(numerator: SupportsFloat, denominator: SupportsFloat) -> float:
+    return float(numerator) / float(denominator) if float(denominator) else math.nan
 
 
 def _pool(

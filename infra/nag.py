@@ -89,8 +89,8 @@ def acknowledge(stack: OpenComposerStack) -> None:
     _ack(api.handler.role, f"AwsSolutions-IAM5[Resource::{jobs}]",
          f"DELETE /jobs/{{id}} removes every object under the job's prefix (DeleteObject only); {per_job}")
     job_callers: tuple[IConstruct, ...] = (workflow.state_machine.role, api.handler.role)
-    for construct in job_callers:
-        _ack(construct, f"AwsSolutions-IAM5[Resource::{job_names}]",
+    for caller in job_callers:
+        _ack(caller, f"AwsSolutions-IAM5[Resource::{job_names}]",
              "training jobs are named <stack name>-<job id>: the pattern admits this stack's jobs only")
     _ack(training.role, f"AwsSolutions-IAM5[Resource::{_nag_text(stack, training.log_group_arn)}]",
          "SageMaker's fixed log group for every training job (its ARN form ends in :*)")

@@ -13,6 +13,8 @@ from gan import midi
 from gan.metrics import estimate_keys, key_name
 from gan.midi import MidiError
 
+from lambdas.common.melodies import SAMPLES, render
+
 
 def melody_file(
     notes: list[tuple[float, float, int]],
@@ -216,3 +218,14 @@ def test_reads_from_a_path(tmp_path):
     path = tmp_path / "tune.mid"
     path.write_bytes(melody_file([(0, 4, 60)]))
     assert midi.read_melody(path).pitches[0] == 60
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_every_shipped_sample_melody_reads_whole_at_its_meter_and_tempo(name):
+    sample = SAMPLES[name]
+    melody = midi.read_melody(render(sample))
+    numerator, denominator = sample.time_signature
+    assert melody.steps_per_bar == numerator * 16 // denominator
+    assert melody.time_signature == sample.time_signature and melody.tempo_bpm == sample.bpm
+    assert melody.steps == -(-sample.sixteenths // melody.steps_per_bar) * melody.steps_per_bar
+    assert int(melody.onsets.sum()) == sum(1 for pitch, _ in sample.notes if pitch is not None)

@@ -157,7 +157,8 @@ def read_tracks(data: bytes | Path | str, count: int | None = None) -> Lines:
         onsets=np.stack([o for _, o in rendered]),
         steps_per_bar=steps_per_bar,
         pickup_steps=pickup,
-        tempo_bpm=float(tempi[0]) if len(tempi) else DEFAULT_TEMPO_BPM,
+        # MIDI stores whole microseconds per beat: 70 bpm reads back as 69.99998.
+        tempo_bpm=round(float(tempi[0]), 3) if len(tempi) else DEFAULT_TEMPO_BPM,
         time_signature=(numerator, denominator),
     )
 

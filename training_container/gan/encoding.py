@@ -48,7 +48,9 @@ def condition(
     return torch.cat([voice, meter], 0)
 
 
-def decode(pitch_logits: torch.Tensor, onset_logits: torch.Tensor, config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
+def decode(
+    pitch_logits: torch.Tensor, onset_logits: torch.Tensor, config: ModelConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """V x C x T logits, V x T onset logits → MIDI pitches uint8 V x T (0 = rest), onsets bool V x T.
 
     One note per voice per step (the argmax); a note starts where the pitch changes or the

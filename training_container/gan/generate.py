@@ -40,14 +40,22 @@ def octave_shift(melody: np.ndarray) -> int:
     sounding = melody[melody > 0].astype(int)
     if sounding.size == 0:
         return 0
-    outside = {k: int(((sounding + k < SOPRANO_RANGE[0]) | (sounding + k > SOPRANO_RANGE[1])).sum())
-               for k in range(-48, 49, 12)}
+    outside = {
+        k: int(((sounding + k < SOPRANO_RANGE[0]) | (sounding + k > SOPRANO_RANGE[1])).sum())
+        for k in range(-48, 49, 12)
+    }
     return min(outside, key=lambda k: (outside[k], abs(k)))
 
 
 @torch.no_grad()
-def harmonise(generator: Generator, melody: np.ndarray, onsets: np.ndarray, steps_per_bar: int,
-              seed: int = 0, first_bar_start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def harmonise(
+    generator: Generator,
+    melody: np.ndarray,
+    onsets: np.ndarray,
+    steps_per_bar: int,
+    seed: int = 0,
+    first_bar_start: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """A melody line (MIDI pitches [T], 0 = rest; onsets [T]) → four voices: pitches uint8
     [4, T] and onsets bool [4, T], the melody unchanged on top."""
     config = generator.config
@@ -55,8 +63,13 @@ def harmonise(generator: Generator, melody: np.ndarray, onsets: np.ndarray, step
     shift = octave_shift(melody)
     moved = np.where(melody > 0, melody.astype(int) + shift, 0)
     padded = -(-max(steps, 1) // config.downsampling) * config.downsampling
-    cond = condition(np.pad(moved, (0, padded - steps)), np.pad(onsets, (0, padded - steps)),
-                     steps_per_bar, config, first_bar_start)
+    cond = condition(
+        np.pad(moved, (0, padded - steps)),
+        np.pad(onsets, (0, padded - steps)),
+        steps_per_bar,
+        config,
+        first_bar_start,
+    )
     noise = torch.randn(generator.noise_shape(1, padded), generator=torch.Generator().manual_seed(seed))
     was_training = generator.training
     generator.eval()
@@ -64,8 +77,10 @@ def harmonise(generator: Generator, melody: np.ndarray, onsets: np.ndarray, step
     generator.train(was_training)
     voices, voice_onsets = decode(pitch_logits[0, :, :, :steps], onset_logits[0, :, :steps], config)
     voices = np.where(voices > 0, np.clip(voices.astype(int) - shift, 1, 127), 0).astype(np.uint8)
-    return (np.concatenate([melody[None].astype(np.uint8), voices]),
-            np.concatenate([onsets[None].astype(bool), voice_onsets]))
+    return (
+        np.concatenate([melody[None].astype(np.uint8), voices]),
+        np.concatenate([onsets[None].astype(bool), voice_onsets]),
+    )
 
 
 def accompany(generator: Generator, melody_midi: bytes | Path, seed: int = 0) -> bytes:
@@ -74,10 +89,16 @@ def accompany(generator: Generator, melody_midi: bytes | Path, seed: int = 0) ->
     from gan import midi
 
     melody = midi.read_melody(melody_midi)
-    pitches, onsets = harmonise(generator, melody.pitches, melody.onsets, melody.steps_per_bar, seed,
-                                first_bar_start=melody.pickup_steps % melody.steps_per_bar)
-    return midi.write_chorale(pitches, onsets, tempo_bpm=melody.tempo_bpm, steps_per_bar=melody.steps_per_bar,
-                              pickup_steps=melody.pickup_steps)
+    # read_melody pads a pickup in front, so bar lines fall every steps_per_bar from step 0.
+    pitches, onsets = harmonise(generator, melody.pitches, melody.onsets, melody.steps_per_bar, seed)
+    return midi.write_chorale(
+        pitches,
+        onsets,
+        tempo_bpm=melody.tempo_bpm,
+        steps_per_bar=melody.steps_per_bar,
+        pickup_steps=melody.pickup_steps,
+        time_signature=melody.time_signature,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

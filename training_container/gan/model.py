@@ -141,7 +141,9 @@ class Critic(nn.Module):
         return self.dense(h.flatten(1)).squeeze(1)
 
 
-def as_critic_input(pitch_logits: torch.Tensor, onset_logits: torch.Tensor, hard: bool = True) -> torch.Tensor:
+def as_critic_input(
+    pitch_logits: torch.Tensor, onset_logits: torch.Tensor, hard: bool = True
+) -> torch.Tensor:
     """The generator's output in the form of Bach's voices: straight-through one-hot samples
     (https://arxiv.org/abs/1611.01144) so the critic's gradient still reaches the generator.
     → B x voices*voice_channels x T."""
@@ -152,10 +154,11 @@ def as_critic_input(pitch_logits: torch.Tensor, onset_logits: torch.Tensor, hard
     return torch.cat([pitches, onsets.unsqueeze(2)], 2).reshape(b, v * (c + 1), t)
 
 
-def gradient_penalty(critic: Critic, condition: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+def gradient_penalty(
+    critic: Critic, condition: torch.Tensor, real: torch.Tensor, fake: torch.Tensor
+) -> torch.Tensor:
     """WGAN-GP: mean (‖∇ critic‖₂ − 1)² at random points between real and fake voices."""
     alpha = torch.rand(real.size(0), 1, 1, device=real.device, dtype=real.dtype)
     between = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(condition, between).sum(), between, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
-

@@ -95,57 +95,85 @@ class AwsSink:
         self.table = boto3.resource("dynamodb").Table(table)
         self.s3 = boto3.client("s3")
         self.bucket, self.job_id = bucket, job_id
-        self.key = {settings.PARTITION_KEY: settings.job_pk(job_id), settings.SORT_KEY: settings.JOB_SORT_KEY_VALUE}
+        self.key = {
+            settings.PARTITION_KEY: settings.job_pk(job_id),
+            settings.SORT_KEY: settings.JOB_SORT_KEY_VALUE,
+        }
         self._training = False
 
-    def _update_job(self, expression: str, values: dict[str, Any], condition: str | None = None,
-                    names: dict[str, str] | None = None) -> None:
-        kwargs: dict[str, Any] = {
-            "Key": self.key,
-            "UpdateExpression": expression + ", updated_at = :now",
-            "ExpressionAttributeValues": _dynamo_value({**values, ":now": _now()}),
-            # Never create a job item: a job deleted meanwhile stays deleted.
-            "ConditionExpression": f"attribute_exists({settings.PARTITION_KEY})"
-            + (f" AND {condition}" if condition else ""),
-        }
-        if names:
-            kwargs["ExpressionAttributeNames"] = names
-        self.table.update_item(**kwargs)
+    def _update_job(
+        self,
+        attributes: Mapping[str, Any],
+        condition: str | None = None,
+        condition_values: Mapping[str, Any] | None = None,
+    ) -> None:
+        """SET each attribute (and updated_at). Names go through placeholders: `reference` and
+        `status` are DynamoDB reserved words."""
+        attributes = {**attributes, "updated_at": _now()}
+        names = {f"#a{i}": name for i, name in enumerate(attributes)}
+        values = {f":a{i}": value for i, value in enumerate(attributes.values())}
+        # Never create a job item: a job deleted meanwhile stays deleted.
+        conditions = [f"attribute_exists({settings.PARTITION_KEY})"]
+        if condition:
+            conditions.append(condition)
+            names["#status"] = "status"
+        self.table.update_item(
+            Key=self.key,
+            UpdateExpression="SET " + ", ".join(f"{n} = {v}" for n, v in zip(names, values, strict=False)),
+            ConditionExpression=" AND ".join(conditions),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=_dynamo_value({**values, **(condition_values or {})}),
+        )
 
     def reference(self, values: Mapping[str, float]) -> None:
-        self._update_job("SET reference = :r", {":r": dict(values)})
+        self._update_job({"reference": dict(values)})
 
     def epoch(self, epoch: int, epochs: int, metrics: Mapping[str, float]) -> None:
         from botocore.exceptions import ClientError
 
-        self.table.put_item(Item=_dynamo_value({
-            settings.PARTITION_KEY: settings.job_pk(self.job_id),
-            settings.SORT_KEY: settings.epoch_sk(epoch),
-            settings.ITEM_TYPE: settings.EPOCH_ITEM,
-            "epoch": epoch,
-            "metrics": dict(metrics),
-        }))
-        self._update_job("SET progress = :p", {":p": {"epoch": epoch, "epochs": epochs, "metrics": dict(metrics)}})
+        self.table.put_item(
+            Item=_dynamo_value(
+                {
+                    settings.PARTITION_KEY: settings.job_pk(self.job_id),
+                    settings.SORT_KEY: settings.epoch_sk(epoch),
+                    settings.ITEM_TYPE: settings.EPOCH_ITEM,
+                    "epoch": epoch,
+                    "metrics": dict(metrics),
+                }
+            )
+        )
+        self._update_job({"progress": {"epoch": epoch, "epochs": epochs, "metrics": dict(metrics)}})
         if not self._training:
             # STARTING → TRAINING once; a job already TRAINING (a resumed spot job) or STOPPING
             # keeps its status: a job never moves backwards.
             try:
-                self._update_job("SET #s = :training", {":training": TRAINING, ":starting": STARTING},
-                                 condition="#s = :starting", names={"#s": "status"})
+                self._update_job(
+                    {"status": TRAINING},
+                    condition="#status = :starting",
+                    condition_values={":starting": STARTING},
+                )
             except ClientError as e:
                 if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
             self._training = True
 
     def sample(self, epoch: int, midi: bytes) -> None:
-        self.s3.put_object(Bucket=self.bucket, Key=settings.sample_key(self.job_id, epoch), Body=midi,
-                           ContentType="audio/midi")
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=settings.sample_key(self.job_id, epoch),
+            Body=midi,
+            ContentType="audio/midi",
+        )
 
     def compositions(self, midis: Mapping[str, bytes]) -> None:
         for name, midi in midis.items():
-            self.s3.put_object(Bucket=self.bucket, Key=settings.composition_key(self.job_id, name), Body=midi,
-                               ContentType="audio/midi")
-        self._update_job("SET compositions = :c", {":c": list(midis)})
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=settings.composition_key(self.job_id, name),
+                Body=midi,
+                ContentType="audio/midi",
+            )
+        self._update_job({"compositions": list(midis)})
 
 
 class Reporter:
@@ -157,8 +185,10 @@ class Reporter:
     @classmethod
     def from_env(cls, output_dir: Path, environ: Mapping[str, str] = os.environ) -> Reporter:
         sinks: list[Sink] = [LocalSink(output_dir)]
-        aws = [environ.get(n) for n in
-               (settings.ENV_TRAINING_TABLE, settings.ENV_TRAINING_BUCKET, settings.ENV_TRAINING_JOB_ID)]
+        aws = [
+            environ.get(n)
+            for n in (settings.ENV_TRAINING_TABLE, settings.ENV_TRAINING_BUCKET, settings.ENV_TRAINING_JOB_ID)
+        ]
         if all(aws):
             sinks.append(AwsSink(*aws))  # type: ignore[arg-type]
         return cls(sinks)
@@ -170,8 +200,9 @@ class Reporter:
             except Exception:
                 if not best_effort:
                     raise
-                log.warning("progress %s to %s failed; training goes on", method, type(sink).__name__,
-                            exc_info=True)
+                log.warning(
+                    "progress %s to %s failed; training goes on", method, type(sink).__name__, exc_info=True
+                )
 
     def reference(self, values: Mapping[str, float]) -> None:
         self._each("reference", values, best_effort=True)

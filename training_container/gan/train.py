@@ -70,11 +70,17 @@ class Hyperparameters:
         for f in fields(cls):
             if values.get(f.name) is None:
                 continue
-            kind = int if f.type in ("int", int) else float
+            raw = values[f.name]
             try:
-                kwargs[f.name] = kind(json.loads(values[f.name]) if isinstance(values[f.name], str) else values[f.name])
+                value = json.loads(raw) if isinstance(raw, str) else raw
+                if isinstance(value, str):  # the Python SDK JSON-encodes strings once more
+                    value = json.loads(value)
+                if f.type == "int" and value != int(value):
+                    raise ValueError("not a whole number")
+                kwargs[f.name] = int(value) if f.type == "int" else float(value)
             except (TypeError, ValueError) as e:
-                raise ValueError(f"hyperparameter {f.name}: {values[f.name]!r} is not a {kind.__name__}") from e
+                kind = "whole number" if f.type == "int" else "number"
+                raise ValueError(f"hyperparameter {f.name}: {raw!r} is not a {kind}") from e
         hp = cls(**kwargs)
         hp.check()
         return hp
@@ -103,10 +109,18 @@ class Paths:
     def from_env(cls, environ: Mapping[str, str], checkpoint_dir: str | None = None) -> Paths:
         model = Path(environ.get("SM_MODEL_DIR", "sm/model"))
         output = Path(environ.get("SM_OUTPUT_DATA_DIR", "sm/output/data"))
-        checkpoints = checkpoint_dir or environ.get("OPENCOMPOSER_CHECKPOINT_DIR") or model.parent / "checkpoints"
+        checkpoints = (
+            checkpoint_dir or environ.get("OPENCOMPOSER_CHECKPOINT_DIR") or model.parent / "checkpoints"
+        )
         melody, training = environ.get("SM_CHANNEL_MELODY"), environ.get("SM_CHANNEL_TRAINING")
-        return cls(model=model, output=output, checkpoints=Path(checkpoints), failure=output.parent / "failure",
-                   melody=Path(melody) if melody else None, training=Path(training) if training else None)
+        return cls(
+            model=model,
+            output=output,
+            checkpoints=Path(checkpoints),
+            failure=output.parent / "failure",
+            melody=Path(melody) if melody else None,
+            training=Path(training) if training else None,
+        )
 
 
 class Stopped(Exception):
@@ -128,7 +142,13 @@ def read_hyperparameters(flags: argparse.Namespace, environ: Mapping[str, str]) 
         values.update(json.loads((Path(config_dir) / "hyperparameters.json").read_text()))
     if environ.get("SM_HPS"):
         values.update(json.loads(environ["SM_HPS"]))
-    values.update({k: v for k, v in vars(flags).items() if k in {f.name for f in fields(Hyperparameters)} and v is not None})
+    values.update(
+        {
+            k: v
+            for k, v in vars(flags).items()
+            if k in {f.name for f in fields(Hyperparameters)} and v is not None
+        }
+    )
     return Hyperparameters.parse(values)
 
 
@@ -167,7 +187,9 @@ def load_dataset(training: Path | None) -> gan_data.Splits:
 def learning_rate(hp: Hyperparameters, step: int, total: int) -> float:
     """Cosine decay from `learning_rate` to FINAL_LEARNING_RATE of it: a pure function of the
     step, so a resumed job continues on the same schedule."""
-    share = FINAL_LEARNING_RATE + (1 - FINAL_LEARNING_RATE) * 0.5 * (1 + math.cos(math.pi * min(step / total, 1)))
+    share = FINAL_LEARNING_RATE + (1 - FINAL_LEARNING_RATE) * 0.5 * (
+        1 + math.cos(math.pi * min(step / total, 1))
+    )
     return hp.learning_rate * share
 
 
@@ -188,17 +210,20 @@ def save_checkpoint(path: Path, state: dict[str, Any], hp: Hyperparameters) -> N
     """One dict (nanoGPT's form), written beside the target and renamed: never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({
-        "generator": state["generator"].state_dict(),
-        "critic": state["critic"].state_dict(),
-        "g_optimizer": state["g_optimizer"].state_dict(),
-        "c_optimizer": state["c_optimizer"].state_dict(),
-        "rng": state["rng"].get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "epoch": state["epoch"],
-        "config": state["generator"].config.to_dict(),
-        "hyperparameters": asdict(hp),
-    }, tmp)
+    torch.save(
+        {
+            "generator": state["generator"].state_dict(),
+            "critic": state["critic"].state_dict(),
+            "g_optimizer": state["g_optimizer"].state_dict(),
+            "c_optimizer": state["c_optimizer"].state_dict(),
+            "rng": state["rng"].get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "epoch": state["epoch"],
+            "config": state["generator"].config.to_dict(),
+            "hyperparameters": asdict(hp),
+        },
+        tmp,
+    )
     os.replace(tmp, path)
 
 
@@ -228,7 +253,9 @@ def train_epoch(state: dict[str, Any], windows: Windows, hp: Hyperparameters, st
         for _ in range(hp.update_ratio):
             batch = windows.sample(hp.batch_size, rng)
             with torch.no_grad():
-                noise = torch.randn(generator.noise_shape(hp.batch_size, batch.condition.size(-1)), generator=rng)
+                noise = torch.randn(
+                    generator.noise_shape(hp.batch_size, batch.condition.size(-1)), generator=rng
+                )
                 fake = as_critic_input(*generator(batch.condition, noise))
             real_score = critic(batch.condition, batch.voices).mean()
             fake_score = critic(batch.condition, fake).mean()
@@ -242,8 +269,9 @@ def train_epoch(state: dict[str, Any], windows: Windows, hp: Hyperparameters, st
         noise = torch.randn(generator.noise_shape(hp.batch_size, batch.condition.size(-1)), generator=rng)
         pitch_logits, onset_logits = generator(batch.condition, noise)
         adversarial = -critic(batch.condition, as_critic_input(pitch_logits, onset_logits)).mean()
-        supervised = F.cross_entropy(pitch_logits.transpose(1, 2), batch.classes) + \
-            F.binary_cross_entropy_with_logits(onset_logits, batch.onsets)
+        supervised = F.cross_entropy(
+            pitch_logits.transpose(1, 2), batch.classes
+        ) + F.binary_cross_entropy_with_logits(onset_logits, batch.onsets)
         g_loss = ADVERSARIAL_WEIGHT * adversarial + supervised
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
@@ -261,13 +289,21 @@ def validate(generator: Generator, chorales: Sequence[gan_data.Chorale], seed: i
     from gan import metrics
 
     pieces = [harmonise(generator, c.pitches[0], c.onsets[0], c.steps_per_bar, seed=seed) for c in chorales]
-    generated = [gan_data.Chorale(c.name, p, o, c.steps_per_bar) for c, (p, o) in zip(chorales, pieces, strict=True)]
+    generated = [
+        gan_data.Chorale(c.name, p, o, c.steps_per_bar) for c, (p, o) in zip(chorales, pieces, strict=True)
+    ]
     return metrics.evaluate(generated, reference=chorales)
 
 
-def train(hp: Hyperparameters, paths: Paths, reporter: Reporter, melody_midi: bytes | None,
-          splits: gan_data.Splits, steps_per_epoch: int = STEPS_PER_EPOCH,
-          config: ModelConfig | None = None) -> dict[str, Any]:
+def train(
+    hp: Hyperparameters,
+    paths: Paths,
+    reporter: Reporter,
+    melody_midi: bytes | None,
+    splits: gan_data.Splits,
+    steps_per_epoch: int = STEPS_PER_EPOCH,
+    config: ModelConfig | None = None,
+) -> dict[str, Any]:
     """Train from scratch or from the checkpoint, report each epoch, write the model and the
     accompanied melody. Returns the last epoch's figures."""
     from gan import metrics, midi
@@ -294,17 +330,40 @@ def train(hp: Hyperparameters, paths: Paths, reporter: Reporter, melody_midi: by
         log.info("epoch %d/%d %s", epoch, hp.epochs, " ".join(f"{k}={v:.4g}" for k, v in figures.items()))
         reporter.epoch(epoch, hp.epochs, figures)
         if epoch % SAMPLE_EVERY == 0 or epoch == hp.epochs:
-            p, o = harmonise(state["generator"], sample_melody.pitches[0], sample_melody.onsets[0],
-                             sample_melody.steps_per_bar, seed=hp.seed)
-            reporter.sample(epoch, midi.write_chorale(p, o, tempo_bpm=100, steps_per_bar=sample_melody.steps_per_bar))
+            p, o = harmonise(
+                state["generator"],
+                sample_melody.pitches[0],
+                sample_melody.onsets[0],
+                sample_melody.steps_per_bar,
+                seed=hp.seed,
+            )
+            reporter.sample(
+                epoch, midi.write_chorale(p, o, tempo_bpm=100, steps_per_bar=sample_melody.steps_per_bar)
+            )
         save_checkpoint(checkpoint, state, hp)
     paths.model.mkdir(parents=True, exist_ok=True)
-    torch.save({"generator": state["generator"].state_dict(), "config": config_of(state), "epoch": state["epoch"],
-                "hyperparameters": asdict(hp), "metrics": figures}, paths.model / MODEL_FILE)
+    torch.save(
+        {
+            "generator": state["generator"].state_dict(),
+            "config": config_of(state),
+            "epoch": state["epoch"],
+            "hyperparameters": asdict(hp),
+            "metrics": figures,
+        },
+        paths.model / MODEL_FILE,
+    )
     if melody_midi is None:  # no melody channel: the fixed validation melody
-        final = midi.write_chorale(*harmonise(state["generator"], sample_melody.pitches[0], sample_melody.onsets[0],
-                                              sample_melody.steps_per_bar, seed=hp.seed),
-                                   tempo_bpm=100, steps_per_bar=sample_melody.steps_per_bar)
+        final = midi.write_chorale(
+            *harmonise(
+                state["generator"],
+                sample_melody.pitches[0],
+                sample_melody.onsets[0],
+                sample_melody.steps_per_bar,
+                seed=hp.seed,
+            ),
+            tempo_bpm=100,
+            steps_per_bar=sample_melody.steps_per_bar,
+        )
     else:
         final = accompany(state["generator"], melody_midi, seed=hp.seed)
     reporter.compositions({FINAL_COMPOSITION: final})
@@ -319,13 +378,18 @@ def config_of(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     for f in fields(Hyperparameters):
-        kind = int if f.type in ("int", int) else float
-        parser.add_argument(f"--{f.name}", type=kind, default=None, help=f"default {f.default}")
-    parser.add_argument("--checkpoint-dir", default=None,
-                        help="default $OPENCOMPOSER_CHECKPOINT_DIR, else <parent of SM_MODEL_DIR>/checkpoints")
-    parser.add_argument("--dry-run", action="store_true", help="one epoch of two short steps on a few chorales")
+        # strings, as SageMaker passes them; Hyperparameters.parse checks them
+        parser.add_argument(f"--{f.name}", default=None, help=f"default {f.default}")
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="default $OPENCOMPOSER_CHECKPOINT_DIR, else <parent of SM_MODEL_DIR>/checkpoints",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="one epoch of 2 steps on a few chorales")
     parser.add_argument("mode", nargs="?", help=argparse.SUPPRESS)  # SageMaker may append "train"
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # SageMaker's toolkit passes every hyperparameter; ours are above
@@ -346,7 +410,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if melody_midi is not None:
             from gan import midi
 
-            midi.read_melody(melody_midi)  # a bad melody fails now, not after the training
+            try:
+                midi.read_melody(melody_midi)  # a bad melody fails now, not after the training
+            except midi.MidiError as e:
+                raise ValueError(f"the job's melody cannot be used: {e}") from e
         splits = load_dataset(paths.training)
         reporter = Reporter.from_env(paths.output, environ)
         if args.dry_run:
@@ -372,4 +439,3 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
 if __name__ == "__main__":
     sys.exit(main())
-

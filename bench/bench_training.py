@@ -1,0 +1,352 @@
+"""Training benchmarks: quality and wall time of the default training, throughput against the
+DeepComposer lab's sizes, achieved GFLOP/s against this machine's matmul peak, generation latency.
+
+    python -m bench training                       # everything, on the CPU (via bench/__main__.py)
+    python -m bench.bench_training --device cuda --only throughput   # bench/gpu.sh
+
+(a) quality: the default hyperparameters train from scratch (dataset cached), then accompany
+    the test split's melodies; every metric beside Bach's own values on the same melodies, a
+    tonic-triad baseline, and the bar each must reach.
+(b) the wall time of that training, per-epoch validation included (target: 5 minutes).
+(c) training iterations per second (update_ratio critic updates + one generator update, batch
+    64) of our model and of a straightforward PyTorch version of the lab's sizes, both measured
+    here in the same run. The lab's iteration is slow (about 80 s on two cores), so it is timed
+    as one critic step and one generator step after a small warm-up, and scaled to 5 + 1 steps.
+(d) achieved GFLOP/s of our training iteration (FLOPs counted by torch's FlopCounterMode)
+    against a matmul peak measured in the same run.
+(e) generation latency: a 16-bar melody accompanied (MIDI in, MIDI out), model loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training_container"))
+
+from gan import data as gan_data  # noqa: E402
+from gan import metrics, midi  # noqa: E402
+from gan.encoding import Batch  # noqa: E402
+from gan.generate import accompany, harmonise  # noqa: E402
+from gan.model import Critic, Generator, ModelConfig, as_critic_input, gradient_penalty  # noqa: E402
+from gan.reporter import LocalSink, Reporter  # noqa: E402
+from gan.train import GRADIENT_PENALTY_WEIGHT, Hyperparameters, Paths, new_state, train  # noqa: E402
+
+TIME_TARGET_S = 300
+GENERATION_TARGET_MS = 100
+# The issue's quality bar: metric → (test, description); values are the pooled lower voices.
+BAR: dict[str, tuple[Callable[[float, dict[str, float]], bool], str]] = {
+    "single_note_rate": (lambda v, b: v >= 0.99, ">= 0.99"),
+    "in_key_ratio": (lambda v, b: v >= 0.90, ">= 0.90"),
+    "consonance": (lambda v, b: v >= 0.85, ">= 0.85"),
+    "voice_crossing": (lambda v, b: v <= 0.05, "<= 0.05"),
+    "parallel_fifths_octaves": (lambda v, b: v <= 0.03, "<= 0.03"),
+    "empty_bar_rate": (lambda v, b: v <= 0.02, "<= 0.02"),
+    "pitch_classes_per_bar": (lambda v, b: abs(v - b["pitch_classes_per_bar"]) <= 0.5, "Bach's ± 0.5"),
+}
+SHOWN = [*BAR, "polyphony", "mean_note_length", "chord_agreement", "similarity"]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+# --- (a), (b): the default training and its quality ----------------------------------------------
+
+
+def quality(splits: gan_data.Splits) -> dict[str, object]:
+    hp = Hyperparameters()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = Paths.from_env({"SM_MODEL_DIR": f"{tmp}/model", "SM_OUTPUT_DATA_DIR": f"{tmp}/output/data"})
+        started = time.perf_counter()
+        train(hp, paths, Reporter([LocalSink(paths.output)]), None, splits)
+        seconds = time.perf_counter() - started
+        from gan.generate import load_generator
+
+        generator = load_generator(paths.model / "model.pt")
+    print(f"(b) default training {hp}: {seconds:.1f} s wall (target {TIME_TARGET_S} s)")
+    test = splits.test
+    ours = [
+        gan_data.Chorale(
+            c.name,
+            *harmonise(generator, c.pitches[0], c.onsets[0], c.steps_per_bar, hp.seed),
+            c.steps_per_bar,
+        )
+        for c in test
+    ]
+    triad = [metrics.tonic_triad(c) for c in test]
+    rows = {
+        "ours": metrics.evaluate(ours, reference=test),
+        "bach": metrics.evaluate(test, reference=test),
+        "tonic_triad": metrics.evaluate(triad, reference=test),
+    }
+    passed = {m: bool(check(rows["ours"][m], rows["bach"])) for m, (check, _) in BAR.items()}
+    print(f"(a) quality on the {len(test)} test melodies (lower voices pooled):")
+    print(f"    {'metric':26s} {'ours':>8s} {'Bach':>8s} {'tonic':>8s}  bar")
+    for m in SHOWN:
+        bar = f"{BAR[m][1]} {'PASS' if passed[m] else 'FAIL'}" if m in BAR else ""
+        print(
+            f"    {m:26s} {rows['ours'][m]:8.3f} {rows['bach'][m]:8.3f} {rows['tonic_triad'][m]:8.3f}  {bar}"
+        )
+    return {
+        "hyperparameters": vars(hp),
+        "train_seconds": round(seconds, 1),
+        "train_within_target": seconds <= TIME_TARGET_S,
+        "test_melodies": len(test),
+        "metrics": {name: {m: round(v, 4) for m, v in row.items()} for name, row in rows.items()},
+        "bar_passed": passed,
+        "all_passed": all(passed.values()),
+    }, generator
+
+
+# --- (c), (d): throughput ----------------------------------------------------------------------
+
+
+def synthetic_batch(config: ModelConfig, batch_size: int, device: torch.device) -> Batch:
+    """A batch of the training batches' shape and form (one-hot voices), for timing without data."""
+    g = torch.Generator().manual_seed(0)
+    classes = torch.randint(config.classes, (batch_size, 4, config.window), generator=g)
+    onsets = torch.rand(batch_size, 4, config.window, generator=g) < 0.3
+    hot = F.one_hot(classes, config.classes).movedim(-1, -2).float()
+    voices = torch.cat([hot, onsets.float().unsqueeze(2)], 2).flatten(1, 2)
+    meter = torch.zeros(batch_size, config.meter_features, config.window)
+    width = config.voice_channels
+    return Batch(
+        condition=torch.cat([voices[:, :width], meter], 1).to(device),
+        classes=classes[:, 1:].to(device),
+        onsets=onsets[:, 1:].float().to(device),
+        voices=voices[:, width:].to(device),
+    )
+
+
+def our_iteration(hp: Hyperparameters, device: torch.device) -> Callable[[], None]:
+    """One training iteration of our model (the same losses as gan.train.train_epoch)."""
+    state = new_state(hp, ModelConfig())
+    generator, critic = state["generator"].to(device), state["critic"].to(device)
+    g_opt = torch.optim.Adam(generator.parameters(), hp.learning_rate, betas=(0.5, 0.9))
+    c_opt = torch.optim.Adam(critic.parameters(), hp.learning_rate, betas=(0.5, 0.9))
+    batch = synthetic_batch(generator.config, hp.batch_size, device)
+    noise_shape = generator.noise_shape(hp.batch_size, generator.config.window)
+
+    def step() -> None:
+        for _ in range(hp.update_ratio):
+            with torch.no_grad():
+                fake = as_critic_input(*generator(batch.condition, torch.randn(noise_shape, device=device)))
+            loss = critic(batch.condition, fake).mean() - critic(batch.condition, batch.voices).mean()
+            loss = loss + GRADIENT_PENALTY_WEIGHT * gradient_penalty(
+                critic, batch.condition, batch.voices, fake
+            )
+            c_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            c_opt.step()
+        pitch_logits, onset_logits = generator(batch.condition, torch.randn(noise_shape, device=device))
+        loss = -0.1 * critic(batch.condition, as_critic_input(pitch_logits, onset_logits)).mean()
+        loss = loss + F.cross_entropy(pitch_logits.transpose(1, 2), batch.classes)
+        loss = loss + F.binary_cross_entropy_with_logits(onset_logits, batch.onsets)
+        g_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        g_opt.step()
+
+    return step
+
+
+class LabGenerator(nn.Module):
+    """The lab's U-Net at its sizes: 32 steps x 128 pitches, 4 strided 2-D convolutions down
+    (64/128/256/512, kernel 4), noise 2x8x512 at the bottleneck, 3 upsampling blocks with skip
+    connections and an output block, tanh over all four tracks. About 8.2 M parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+        def down(cin: int, cout: int) -> nn.Module:
+            return nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2))
+
+        def up(cin: int, cout: int) -> nn.Module:
+            return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1), nn.BatchNorm2d(cout), nn.ReLU())
+
+        self.downs = nn.ModuleList([down(1, 64), down(64, 128), down(128, 256), down(256, 512)])
+        self.ups = nn.ModuleList([up(1024, 256), up(512, 128), up(256, 64)])
+        self.out = nn.ConvTranspose2d(128, 4, 4, 2, 1)
+
+    def forward(self, melody: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        skips, h = [], melody  # B x 1 x 32 x 128
+        for layer in self.downs:
+            h = layer(h)
+            skips.append(h)
+        h = torch.cat([h, noise], 1)  # B x 1024 x 2 x 8
+        for layer, skip in zip(self.ups, reversed(skips[:-1]), strict=True):
+            h = torch.cat([layer(h), skip], 1)
+        return torch.tanh(self.out(h))  # B x 4 x 32 x 128
+
+
+class LabCritic(nn.Module):
+    """The lab's critic: melody + 4 tracks as 5 channels, 4 strided convolutions (64-512), a
+    dense layer to one value, no batch norm. About 2.8 M parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for cin, cout in ((5, 64), (64, 128), (128, 256), (256, 512)):
+            layers += [nn.Conv2d(cin, cout, 4, 2, 1), nn.LeakyReLU(0.2)]
+        self.convs = nn.Sequential(*layers)
+        self.dense = nn.Linear(512 * 2 * 8, 1)
+
+    def forward(self, melody: torch.Tensor, tracks: torch.Tensor) -> torch.Tensor:
+        return self.dense(self.convs(torch.cat([melody, tracks], 1)).flatten(1)).squeeze(1)
+
+
+def lab_steps(batch_size: int, device: torch.device) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(one critic step, one generator step) of the lab's WGAN-GP at its sizes."""
+    torch.manual_seed(0)
+    generator, critic = LabGenerator().to(device), LabCritic().to(device)
+    g_opt = torch.optim.Adam(generator.parameters(), 0.001, betas=(0.5, 0.9))
+    c_opt = torch.optim.Adam(critic.parameters(), 0.001, betas=(0.5, 0.9))
+    melody = torch.rand(batch_size, 1, 32, 128, device=device).sign()
+    real = torch.rand(batch_size, 4, 32, 128, device=device).sign()
+
+    def critic_step() -> None:
+        with torch.no_grad():
+            fake = generator(melody, torch.randn(batch_size, 512, 2, 8, device=device))
+        alpha = torch.rand(batch_size, 1, 1, 1, device=device)
+        between = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(melody, between).sum(), between, create_graph=True)
+        penalty = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+        loss = critic(melody, fake).mean() - critic(melody, real).mean() + 10 * penalty
+        c_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        c_opt.step()
+
+    def generator_step() -> None:
+        loss = -critic(melody, generator(melody, torch.randn(batch_size, 512, 2, 8, device=device))).mean()
+        g_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        g_opt.step()
+
+    return critic_step, generator_step
+
+
+def _seconds(fn: Callable[[], None], device: torch.device, repeat: int) -> float:
+    _sync(device)
+    started = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - started) / repeat
+
+
+def matmul_peak(device: torch.device, n: int = 2048) -> float:
+    """GFLOP/s of a square fp32 matmul, the best of a few."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b  # warm-up
+    best = min(_seconds(lambda: a @ b, device, 3 if device.type == "cpu" else 50) for _ in range(3))
+    return 2 * n**3 / best / 1e9
+
+
+def throughput(device: torch.device) -> dict[str, object]:
+    hp = Hyperparameters()
+    step = our_iteration(hp, device)
+    step()  # warm-up (allocations, cuDNN choices)
+    ours = _seconds(step, device, 3 if device.type == "cpu" else 20)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+
+    lab_batch, lab_critic_steps = 64, 5
+    small_critic, small_generator = lab_steps(8, device)  # warm-up at a small batch
+    small_critic()
+    small_generator()
+    critic_step, generator_step = lab_steps(lab_batch, device)
+    repeat = 1 if device.type == "cpu" else 5
+    if device.type != "cpu":
+        critic_step()
+        generator_step()
+    lab = lab_critic_steps * _seconds(critic_step, device, repeat) + _seconds(generator_step, device, repeat)
+
+    peak = matmul_peak(device)
+    achieved = flops / ours / 1e9
+    print(
+        f"(c) training iterations/s on {device.type} ({hp.update_ratio} critic + 1 generator updates, "
+        f"batch {hp.batch_size}): ours {1 / ours:.2f} ({ours:.3f} s), lab-sized {1 / lab:.4f} "
+        f"({lab:.1f} s, timed as one critic and one generator step scaled to 5 + 1): {lab / ours:.0f}x"
+    )
+    print(
+        f"(d) our iteration: {flops / 1e9:.1f} GFLOP, {achieved:.1f} GFLOP/s achieved vs "
+        f"{peak:.1f} GFLOP/s matmul peak ({100 * achieved / peak:.0f} %)"
+    )
+    return {
+        "device": device.type,
+        "ours_iterations_per_s": round(1 / ours, 3),
+        "lab_iterations_per_s": round(1 / lab, 5),
+        "lab_seconds_per_iteration": round(lab, 2),
+        "speedup": round(lab / ours, 1),
+        "our_gflop_per_iteration": round(flops / 1e9, 2),
+        "achieved_gflops": round(achieved, 1),
+        "matmul_peak_gflops": round(peak, 1),
+        "share_of_peak": round(achieved / peak, 3),
+    }
+
+
+# --- (e): generation latency -------------------------------------------------------------------
+
+
+def generation_latency(generator: Generator, splits: gan_data.Splits) -> dict[str, object]:
+    piece = next(c for c in splits.test if c.steps >= 16 * c.steps_per_bar)
+    steps = 16 * piece.steps_per_bar
+    melody = midi.write_chorale(
+        piece.pitches[:1, :steps], piece.onsets[:1, :steps], tempo_bpm=100, steps_per_bar=piece.steps_per_bar
+    )
+    accompany(generator, melody, seed=0)  # warm-up
+    times = []
+    for seed in range(20):
+        started = time.perf_counter()
+        accompany(generator, melody, seed=seed)
+        times.append(time.perf_counter() - started)
+    median = statistics.median(times) * 1000
+    print(
+        f"(e) a 16-bar melody ({piece.name}) accompanied, MIDI in to MIDI out, model loaded: "
+        f"median {median:.1f} ms, max {max(times) * 1000:.1f} ms of 20 (target {GENERATION_TARGET_MS} ms)"
+    )
+    return {
+        "median_ms": round(median, 2),
+        "max_ms": round(max(times) * 1000, 2),
+        "within_target": median <= GENERATION_TARGET_MS,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, object]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--only", choices=["throughput", "quality"], default=None)
+    args = parser.parse_args([] if argv is None else argv)
+    device = torch.device(args.device)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    results: dict[str, object] = {}
+    if args.only in (None, "throughput"):
+        results["throughput"] = throughput(device)
+    if args.only in (None, "quality"):
+        if device.type != "cpu":
+            raise SystemExit("the quality part runs on the CPU only (the target is two CPU cores)")
+        splits = gan_data.load_chorales()
+        results["quality"], generator = quality(splits)
+        results["generation"] = generation_latency(generator, splits)
+    return results
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(main(sys.argv[1:]), indent=2, default=str))

@@ -1,0 +1,164 @@
+"""The GAN's networks and its encoding: shapes, the gradient penalty, decoding, generation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gan.encoding import Windows, decode, meter_features, to_classes
+from gan.generate import harmonise, octave_shift
+from gan.model import Critic, Generator, ModelConfig, as_critic_input, gradient_penalty
+
+
+@pytest.fixture(scope="module")
+def config() -> ModelConfig:
+    return ModelConfig()
+
+
+@pytest.fixture(scope="module")
+def generator(config: ModelConfig) -> Generator:
+    torch.manual_seed(0)
+    return Generator(config).eval()
+
+
+def _melody(steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    pitches = np.repeat(rng.integers(60, 80, steps // 4), 4).astype(np.uint8)
+    onsets = np.zeros(steps, dtype=bool)
+    onsets[::4] = True
+    return pitches, onsets
+
+
+def test_generator_outputs_three_voices_over_the_whole_window(config, generator):
+    cond = torch.randn(2, config.condition_channels, config.window)
+    noise = torch.randn(generator.noise_shape(2, config.window))
+
+    pitch_logits, onset_logits = generator(cond, noise)
+
+    assert pitch_logits.shape == (2, 3, config.classes, config.window)
+    assert onset_logits.shape == (2, 3, config.window)
+
+
+def test_the_pitch_range_is_fitted_to_the_chorales(config):
+    # 36-81 (46 pitches) plus rest, not the lab's 128-pitch image
+    assert config.classes == 47
+
+
+def test_critic_scores_each_window_once(config, generator):
+    critic = Critic(config)
+    cond = torch.randn(3, config.condition_channels, config.window)
+    fake = as_critic_input(*generator(cond, torch.randn(generator.noise_shape(3, config.window))))
+
+    assert fake.shape == (3, config.voices * config.voice_channels, config.window)
+    assert critic(cond, fake).shape == (3,)
+    convs = [m for m in critic.modules() if isinstance(m, torch.nn.Conv1d)]
+    linears = [m for m in critic.modules() if isinstance(m, torch.nn.Linear)]
+    assert (len(convs), len(linears)) == (4, 1)
+
+
+def test_critic_input_is_one_hot_but_passes_gradient_to_the_logits(config):
+    logits = torch.randn(2, 3, config.classes, 8, requires_grad=True)
+    onsets = torch.randn(2, 3, 8, requires_grad=True)
+
+    x = as_critic_input(logits, onsets).view(2, 3, config.voice_channels, 8)
+
+    assert torch.allclose(x, x.round(), atol=1e-6)  # hard values forward (soft gradients back)
+    assert torch.allclose(x[:, :, :-1].sum(2), torch.ones(2, 3, 8))  # one pitch-or-rest per step
+    (x * torch.randn_like(x)).sum().backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+    assert onsets.grad is not None and onsets.grad.abs().sum() > 0
+
+
+def test_gradient_penalty_is_zero_for_a_unit_gradient_critic(config):
+    class Linear(Critic):
+        def forward(self, cond, voices):  # ‖∇‖ = 1 everywhere
+            return voices.flatten(1)[:, 0]
+
+    real, fake = torch.rand(4, 3 * config.voice_channels, 64), torch.rand(4, 3 * config.voice_channels, 64)
+    cond = torch.zeros(4, config.condition_channels, 64)
+
+    assert gradient_penalty(Linear(config), cond, real, fake).item() == pytest.approx(0.0)
+
+
+def test_gradient_penalty_grows_with_a_steeper_critic(config):
+    class Steep(Critic):
+        def forward(self, cond, voices):
+            return 3 * voices.flatten(1)[:, 0]
+
+    real, fake = torch.rand(4, 3 * config.voice_channels, 64), torch.rand(4, 3 * config.voice_channels, 64)
+    cond = torch.zeros(4, config.condition_channels, 64)
+
+    assert gradient_penalty(Steep(config), cond, real, fake).item() == pytest.approx(4.0)  # (3 - 1)²
+
+
+def test_meter_features_mark_bars_beats_and_eighths():
+    m = meter_features(24, steps_per_bar=12)
+
+    assert m[0].nonzero()[0].tolist() == [0, 12]
+    assert m[1].nonzero()[0].tolist() == [0, 4, 8, 12, 16, 20]
+    assert m[2].sum() == 12
+
+
+def test_classes_map_rests_and_clip_out_of_range_pitches(config):
+    assert to_classes(np.array([0, 36, 81, 20, 100]), config).tolist() == [0, 1, 46, 1, 46]
+
+
+def test_decode_keeps_repeated_notes_apart(config):
+    logits = torch.full((1, config.classes, 4), -10.0)
+    logits[0, 60 - config.low_pitch + 1] = 10.0  # C4 for all four steps
+    onsets = torch.tensor([[-5.0, -5.0, 5.0, -5.0]])  # a new note at step 2
+
+    pitches, note_starts = decode(logits, onsets, config)
+
+    assert pitches.tolist() == [[60, 60, 60, 60]]
+    assert note_starts.tolist() == [[True, False, True, False]]
+
+
+def test_windows_transpose_inside_the_range(config):
+    class Piece:
+        steps_per_bar = 16
+        pitches = np.stack([np.full(128, 80), np.full(128, 70), np.full(128, 60), np.full(128, 40)]).astype(
+            np.uint8
+        )
+        onsets = np.zeros((4, 128), dtype=bool)
+
+    windows = Windows([Piece()], config)
+    batch = windows.sample(64, torch.Generator().manual_seed(0))
+
+    melody_class = batch.condition[:, : config.classes].argmax(1)[:, 0]
+    shifts = melody_class + config.low_pitch - 1 - 80
+    assert shifts.min() >= -4 and shifts.max() <= 1  # 40 - 4 = 36 and 80 + 1 = 81 at the limits
+    assert len(shifts.unique()) > 1
+    assert batch.classes.shape == (64, 3, config.window)
+    assert torch.equal(batch.classes[:, 0] - batch.classes[:, 2], torch.full((64, 64), 30))  # intervals kept
+
+
+@pytest.mark.parametrize("steps", [8, 48, 256, 1000])
+def test_harmonise_any_length_keeps_the_melody(generator, steps):
+    melody, onsets = _melody(steps)
+
+    pitches, note_starts = harmonise(generator, melody, onsets, steps_per_bar=16, seed=3)
+
+    assert pitches.shape == note_starts.shape == (4, steps)
+    assert np.array_equal(pitches[0], melody)
+    assert np.array_equal(note_starts[0], onsets)
+
+
+def test_harmonise_is_deterministic_for_a_seed(generator):
+    melody, onsets = _melody(64)
+
+    first = harmonise(generator, melody, onsets, 16, seed=5)
+    again = harmonise(generator, melody, onsets, 16, seed=5)
+
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+def test_a_melody_out_of_the_soprano_range_moves_by_octaves():
+    assert octave_shift(np.array([60, 64, 67, 72])) == 0
+    assert octave_shift(np.array([84, 88, 91])) == -12  # -24 would fit too: the smaller move wins
+    assert octave_shift(np.array([36, 40, 43, 0])) == 24
+    assert octave_shift(np.zeros(4, dtype=np.uint8)) == 0
+
+
+def test_config_round_trips_through_a_dict(config):
+    assert ModelConfig.from_dict(config.to_dict()) == config

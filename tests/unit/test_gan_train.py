@@ -1,0 +1,357 @@
+"""The training entry point under SageMaker's contract: hyperparameters, dry run, resume, failure
+file, SIGTERM, a real short training run, and the reporter's sinks (DynamoDB and S3 on moto)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+from gan import data as gan_data
+from gan import midi
+from gan.generate import accompany, load_generator
+from gan.reporter import PROGRESS_FILE, Reporter
+from gan.train import (
+    CHECKPOINT_FILE,
+    MODEL_FILE,
+    Hyperparameters,
+    Paths,
+    main,
+    parse_args,
+    read_hyperparameters,
+    train,
+)
+
+from lambdas.common import settings
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLE, BUCKET, JOB_ID = "jobs", "artifacts", "0123456789abcdef0123456789abcdef"
+
+
+def _sagemaker_env(tmp_path: Path, melody: bytes | None = None) -> dict[str, str]:
+    env = {
+        "SM_MODEL_DIR": str(tmp_path / "model"),
+        "SM_OUTPUT_DATA_DIR": str(tmp_path / "output" / "data"),
+        "SM_INPUT_CONFIG_DIR": str(tmp_path / "input" / "config"),
+    }
+    if melody is not None:
+        channel = tmp_path / "input" / "data" / "melody"
+        channel.mkdir(parents=True)
+        (channel / "melody.mid").write_bytes(melody)
+        env["SM_CHANNEL_MELODY"] = str(channel)
+    return env
+
+
+def _progress(tmp_path: Path) -> list[dict]:
+    lines = (tmp_path / "output" / "data" / PROGRESS_FILE).read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def _melody_midi(bars: int = 4) -> bytes:
+    steps = bars * 16
+    pitches = np.repeat(np.array([67, 69, 71, 72] * bars, dtype=np.uint8), 4)[:steps]
+    onsets = np.zeros(steps, dtype=bool)
+    onsets[::4] = True
+    return midi.write_chorale(pitches[None], onsets[None], tempo_bpm=90, steps_per_bar=16)
+
+
+@pytest.fixture(scope="module")
+def small_splits() -> gan_data.Splits:
+    splits = gan_data.load_chorales()
+    return gan_data.Splits(splits.train[:12], splits.validation[:2], splits.test[:2])
+
+
+# --- hyperparameters ---------------------------------------------------------------------------
+
+
+def test_hyperparameters_arrive_as_strings_and_flags_win(tmp_path):
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "hyperparameters.json").write_text(json.dumps({"epochs": "7", "batch_size": "32", "seed": "1"}))
+    environ = {
+        "SM_INPUT_CONFIG_DIR": str(config),
+        "SM_HPS": json.dumps({"learning_rate": "0.0005", "seed": "2"}),
+    }
+
+    hp = read_hyperparameters(parse_args(["--seed", "3", "--update_ratio", "2"]), environ)
+
+    assert hp == Hyperparameters(epochs=7, learning_rate=0.0005, update_ratio=2, batch_size=32, seed=3)
+
+
+def test_sagemaker_extras_are_ignored():
+    args = parse_args(["train", "--epochs", "2", "--sagemaker_program", "gan/train.py"])
+
+    assert read_hyperparameters(args, {}).epochs == 2
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"epochs": "0"}, "epochs"),
+        ({"learning_rate": "1.5"}, "learning_rate"),
+        ({"batch_size": "many"}, "batch_size"),
+        ({"update_ratio": "2.5"}, "update_ratio"),
+    ],
+)
+def test_a_bad_hyperparameter_is_named(values, field):
+    with pytest.raises(ValueError, match=field):
+        Hyperparameters.parse(values)
+
+
+def test_paths_follow_the_sagemaker_variables_never_opt_ml(tmp_path):
+    paths = Paths.from_env(_sagemaker_env(tmp_path))
+
+    assert paths.checkpoints == tmp_path / "checkpoints"
+    assert paths.failure == tmp_path / "output" / "failure"
+    assert "/opt/ml" not in str(Paths.from_env({}))
+
+
+# --- failures ----------------------------------------------------------------------------------
+
+
+def test_an_unreadable_melody_fails_at_once_with_a_readable_reason(tmp_path):
+    env = _sagemaker_env(tmp_path, melody=b"this is not a MIDI file")
+
+    code = main([], env)
+
+    assert code != 0
+    reason = (tmp_path / "output" / "failure").read_text()
+    assert "melody" in reason and "not a readable MIDI file" in reason
+    assert not (tmp_path / "model" / MODEL_FILE).exists()
+
+
+def test_a_bad_hyperparameter_fails_the_job_naming_it(tmp_path):
+    env = {**_sagemaker_env(tmp_path), "SM_HPS": json.dumps({"batch_size": "0"})}
+
+    assert main([], env) != 0
+    assert "batch_size" in (tmp_path / "output" / "failure").read_text()
+
+
+def test_a_training_folder_without_usable_midi_fails_naming_the_files(tmp_path):
+    folder = tmp_path / "input" / "data" / "training"
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("hello")
+    env = {**_sagemaker_env(tmp_path), "SM_CHANNEL_TRAINING": str(folder)}
+
+    assert main([], env) != 0
+    assert "notes.txt" in (tmp_path / "output" / "failure").read_text()
+
+
+# --- training ----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_dry_run_checks_one_whole_cycle(tmp_path):
+    env = _sagemaker_env(tmp_path, melody=_melody_midi())
+
+    assert main(["--dry-run"], env) == 0
+
+    events = [e["event"] for e in _progress(tmp_path)]
+    assert events == ["reference", "epoch", "sample", "compositions"]
+    assert (tmp_path / "model" / MODEL_FILE).exists()
+    assert (tmp_path / "checkpoints" / CHECKPOINT_FILE).exists()
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_checkpoint(tmp_path, small_splits):
+    paths = Paths.from_env(_sagemaker_env(tmp_path))
+    reporter = Reporter.from_env(paths.output, {})
+    train(Hyperparameters(epochs=1, update_ratio=1, batch_size=8), paths, reporter, None, small_splits, 2)
+
+    # Given a job stopped after epoch 1 (a spot interruption), when it runs again with 2 epochs
+    train(Hyperparameters(epochs=2, update_ratio=1, batch_size=8), paths, reporter, None, small_splits, 2)
+
+    epochs = [e["epoch"] for e in _progress(tmp_path) if e["event"] == "epoch"]
+    assert epochs == [1, 2]  # epoch 1 was not trained again
+    saved = __import__("torch").load(paths.model / MODEL_FILE, weights_only=False)
+    assert saved["epoch"] == 2
+
+
+@pytest.mark.slow
+def test_a_real_short_training_writes_a_model_progress_and_midi_to_dynamodb_and_s3(tmp_path):
+    from moto import mock_aws
+
+    melody = _melody_midi(bars=6)
+    env = {
+        **_sagemaker_env(tmp_path, melody=melody),
+        "SM_HPS": json.dumps({"epochs": "2", "update_ratio": "2", "batch_size": "16", "seed": "4"}),
+        settings.ENV_TRAINING_TABLE: TABLE,
+        settings.ENV_TRAINING_BUCKET: BUCKET,
+        settings.ENV_TRAINING_JOB_ID: JOB_ID,
+    }
+    with mock_aws():
+        table = _create_job(status="STARTING")
+
+        code = main([], env)
+
+        assert code == 0
+        job = table.get_item(Key=_job_key())["Item"]
+        assert job["status"] == "TRAINING"  # the state machine, not the container, completes it
+        assert job["progress"]["epoch"] == 2 and job["progress"]["epochs"] == 2
+        assert 0 <= job["progress"]["metrics"]["similarity"] <= 1
+        assert job["reference"]["consonance"] > Decimal("0.85")  # Bach's own values
+        assert job["compositions"] == ["final"]
+        epochs = table.query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :e)",
+            ExpressionAttributeValues={":pk": settings.job_pk(JOB_ID), ":e": "EPOCH#"},
+        )["Items"]
+        assert [int(e["epoch"]) for e in epochs] == [1, 2]
+        assert {"generator_loss", "critic_loss", "consonance", "in_key_ratio"} <= set(epochs[0]["metrics"])
+        s3 = boto3.client("s3")
+        final = s3.get_object(Bucket=BUCKET, Key=settings.composition_key(JOB_ID, "final"))["Body"].read()
+        s3.head_object(Bucket=BUCKET, Key=settings.sample_key(JOB_ID, 2))
+
+    tracks = midi.read_tracks(final)
+    melody_in = midi.read_melody(melody)
+    assert tracks.pitches.shape[0] == 4
+    assert np.array_equal(tracks.pitches[0], melody_in.pitches)  # the melody passes through unchanged
+    assert tracks.tempo_bpm == pytest.approx(90)
+    assert (tmp_path / "output" / "data" / "final.mid").read_bytes() == final
+    # the model it wrote accompanies a melody the same way for the same seed
+    generator = load_generator(tmp_path / "model" / MODEL_FILE)
+    assert accompany(generator, melody, seed=4) == accompany(generator, melody, seed=4)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_training_promptly(tmp_path):
+    env = {
+        **os.environ,
+        **_sagemaker_env(tmp_path),
+        "SM_HPS": json.dumps({"epochs": "1000"}),
+        "PYTHONPATH": str(ROOT / "training_container"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gan.train"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    progress = tmp_path / "output" / "data" / PROGRESS_FILE
+    deadline = time.monotonic() + 60
+    while not progress.exists() and time.monotonic() < deadline:  # training has begun
+        time.sleep(0.2)
+
+    process.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    code = process.wait(timeout=30)
+
+    assert time.monotonic() - started < 5
+    assert code == 128 + signal.SIGTERM
+    assert not (tmp_path / "output" / "failure").exists()  # a stop is not a failure
+
+
+# --- the reporter's sinks ------------------------------------------------------------------------
+
+
+def _job_key() -> dict[str, str]:
+    return {settings.PARTITION_KEY: settings.job_pk(JOB_ID), settings.SORT_KEY: settings.JOB_SORT_KEY_VALUE}
+
+
+def _create_job(status: str):
+    dynamodb = boto3.resource("dynamodb")
+    table = dynamodb.create_table(
+        TableName=TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("pk", "sk")],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    )
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    if status:
+        table.put_item(
+            Item={**_job_key(), settings.ITEM_TYPE: settings.JOB_ITEM, "job_id": JOB_ID, "status": status}
+        )
+    return table
+
+
+def _aws_reporter(tmp_path: Path) -> Reporter:
+    return Reporter.from_env(
+        tmp_path,
+        {
+            settings.ENV_TRAINING_TABLE: TABLE,
+            settings.ENV_TRAINING_BUCKET: BUCKET,
+            settings.ENV_TRAINING_JOB_ID: JOB_ID,
+        },
+    )
+
+
+def test_reporter_writes_the_job_items_and_midi():
+    from moto import mock_aws
+
+    with mock_aws():
+        table = _create_job(status="STARTING")
+        reporter = _aws_reporter(Path(os.devnull).parent / "tmp" / f"reporter-{os.getpid()}")
+
+        reporter.reference({"consonance": 0.918})
+        reporter.epoch(1, 3, {"generator_loss": 1.5, "critic_loss": -0.25, "similarity": float("nan")})
+        reporter.sample(1, b"MThd sample")
+        reporter.compositions({"final": b"MThd final"})
+
+        job = table.get_item(Key=_job_key())["Item"]
+        assert job["status"] == "TRAINING"
+        assert job["reference"] == {"consonance": Decimal("0.918")}
+        assert job["progress"] == {
+            "epoch": 1,
+            "epochs": 3,
+            "metrics": {
+                "generator_loss": Decimal("1.5"),
+                "critic_loss": Decimal("-0.25"),
+                "similarity": None,
+            },
+        }
+        assert job["compositions"] == ["final"]
+        assert job["updated_at"].endswith("Z")
+        item = table.get_item(Key={"pk": settings.job_pk(JOB_ID), "sk": settings.epoch_sk(1)})["Item"]
+        assert item[settings.ITEM_TYPE] == settings.EPOCH_ITEM and item["metrics"][
+            "generator_loss"
+        ] == Decimal("1.5")
+        s3 = boto3.client("s3")
+        assert (
+            s3.get_object(Bucket=BUCKET, Key=settings.sample_key(JOB_ID, 1))["Body"].read() == b"MThd sample"
+        )
+        assert (
+            s3.get_object(Bucket=BUCKET, Key=settings.composition_key(JOB_ID, "final"))["Body"].read()
+            == b"MThd final"
+        )
+
+
+def test_reporter_never_moves_a_stopping_job_back_to_training(tmp_path):
+    from moto import mock_aws
+
+    with mock_aws():
+        table = _create_job(status="STOPPING")
+
+        _aws_reporter(tmp_path).epoch(1, 3, {"generator_loss": 1.0})
+
+        assert table.get_item(Key=_job_key())["Item"]["status"] == "STOPPING"
+
+
+def test_reporter_never_recreates_a_deleted_job_and_training_goes_on(tmp_path):
+    from moto import mock_aws
+
+    with mock_aws():
+        table = _create_job(status="")
+
+        _aws_reporter(tmp_path).epoch(1, 3, {"generator_loss": 1.0})  # best effort: no exception
+
+        assert "Item" not in table.get_item(Key=_job_key())
+        assert json.loads((tmp_path / PROGRESS_FILE).read_text())["epoch"] == 1  # the local file has it
+
+
+def test_a_failed_final_upload_fails_the_job(tmp_path):
+    from moto import mock_aws
+
+    with mock_aws():
+        _create_job(status="TRAINING")
+        boto3.client("s3").delete_bucket(Bucket=BUCKET)
+
+        with pytest.raises(Exception, match="NoSuchBucket"):
+            _aws_reporter(tmp_path).compositions({"final": b"MThd"})

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from aws_cdk import ArnFormat, CfnParameter, Stack
+from aws_cdk import ArnFormat, CfnParameter, IgnoreMode, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
@@ -15,7 +15,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.components.artifacts_bucket import SAMPLE_TAG_KEY
-from infra.components.paths import TRAINING_CONTAINER_DIR
+from infra.components.paths import REPO_ROOT, TRAINING_DOCKERFILE, TRAINING_IMAGE_CONTEXT
 from lambdas.common import settings
 
 # SageMaker writes every training job's logs to this one log group (streams `<job name>/...`).
@@ -62,9 +62,12 @@ class Training(Construct):
         self.job_prefix = training_job_prefix(stack)
         self.image = ecr_assets.DockerImageAsset(
             self, "Image",
-            directory=str(TRAINING_CONTAINER_DIR),
+            directory=str(REPO_ROOT),
+            file=TRAINING_DOCKERFILE,
             platform=ecr_assets.Platform.LINUX_AMD64,
-            exclude=["**/__pycache__", "**/*.pyc", "**/.pytest_cache"],
+            # .dockerignore rules: everything out, the context back in, caches out again.
+            ignore_mode=IgnoreMode.DOCKER,
+            exclude=["*", *(f"!{path}" for path in TRAINING_IMAGE_CONTEXT), "**/__pycache__", "**/*.pyc"],
         )
         self.role = iam.Role(
             self, "ExecutionRole",

@@ -4,6 +4,7 @@ acknowledged makes synth, and so every infra test, fail with cdk-nag's report)."
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -23,4 +24,5 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     app, stack = build(outdir=outdir, builtin_cloud_formation_validation=False)
     assembly = app.synth()
     template = assembly.get_stack_artifact(stack.artifact_id).template
-    return Synth(stack=stack, template=template, assertions=Template.from_json(template))
+    return Synth(stack=stack, template=template, assertions=Template.from_json(template),
+                 assembly_dir=Path(assembly.directory))

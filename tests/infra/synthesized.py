@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aws_cdk.assertions import Template
@@ -15,6 +16,7 @@ class Synth:
     stack: OpenComposerStack
     template: dict[str, Any]
     assertions: Template
+    assembly_dir: Path  # cdk.out: the template, the assets manifest and the staged assets
 
     def resources(self, type_: str) -> dict[str, dict[str, Any]]:
         return {lid: r for lid, r in self.template["Resources"].items() if r["Type"] == type_}

@@ -187,3 +187,19 @@ def test_functions_run_python_312_traced_with_their_own_log_group(synth: Synth) 
         assert synth.type_of(fn["LoggingConfig"]["LogGroup"]) == "AWS::Logs::LogGroup"
         role = synth.template["Resources"][fn["Role"]["Fn::GetAtt"][0]]["Properties"]
         assert not as_list(role.get("ManagedPolicyArns", []))
+
+
+def test_training_image_context_holds_what_the_dockerfile_copies_and_nothing_else(synth: Synth) -> None:
+    # Synth stages the build context without Docker; `cdk deploy` builds the image from it.
+    manifest = json.loads((synth.assembly_dir / f"{synth.stack.artifact_id}.assets.json").read_text())
+    (image,) = manifest["dockerImages"].values()
+    context = synth.assembly_dir / image["source"]["directory"]
+    dockerfile = context / image["source"]["dockerFile"]
+    sources = [word for line in dockerfile.read_text().splitlines() if line.startswith("COPY ")
+               for word in line.split()[1:-1] if not word.startswith("--")]
+    assert sources
+    for source in sources:
+        assert (context / source).exists(), f"the Dockerfile copies {source}, missing from the build context"
+    staged = {p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()}
+    assert all(p.startswith(("training_container/", "lambdas/")) for p in staged), staged
+    assert not any("__pycache__" in p for p in staged)

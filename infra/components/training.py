@@ -28,7 +28,7 @@ MAX_PREFIX_LENGTH = settings.TRAINING_JOB_NAME_MAX - 1 - JOB_ID_LENGTH
 def training_job_prefix(stack: Stack) -> str:
     """The stack's name: unique per account and region, as training job names must be."""
     prefix = stack.stack_name
-    if not re.fullmatch(rf"[a-zA-Z0-9](-*[a-zA-Z0-9]){{0,{MAX_PREFIX_LENGTH - 1}}}", prefix):
+    if len(prefix) > MAX_PREFIX_LENGTH or not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*", prefix):
         raise ValueError(f"stack name {prefix!r} cannot prefix SageMaker training job names: use at most "
                          f"{MAX_PREFIX_LENGTH} letters, digits and hyphens")
     return prefix

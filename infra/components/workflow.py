@@ -17,6 +17,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.components.functions import LOG_RETENTION
 from infra.components.training import Training
 
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
@@ -72,7 +73,7 @@ class Workflow(Construct):
             raise ValueError(f"{definition_path.name} uses placeholders the stack does not fill: "
                              f"{', '.join(sorted(missing))}; add them to the stack's substitutions")
 
-        self.log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.ONE_MONTH,
+        self.log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION,
                                        removal_policy=RemovalPolicy.DESTROY)
         self.state_machine = sfn.StateMachine(
             self, "StateMachine",

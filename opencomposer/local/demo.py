@@ -7,20 +7,35 @@ they are, and shuts the stack down: also on Ctrl-C or failure, with a non-zero e
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from lambdas.common.melodies import DEFAULT_SAMPLE
 from opencomposer.cli import DEFAULT_OUT, EXIT_API, EXIT_JOB_FAILED, ProgressPrinter
 from opencomposer.client import ApiError, Client
 from opencomposer.local.stack import LocalStack, LocalStackOptions
 
-DEMO_JOB = {"name": "make-run-demo", "melody": {"sample": DEFAULT_SAMPLE}}
+DEMO_JOB: dict[str, Any] = {"name": "make-run-demo", "melody": {"sample": DEFAULT_SAMPLE}}
 
 
-def main(out_dir: Path = DEFAULT_OUT) -> int:
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM cleans up as Ctrl-C does
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make run", description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, help="instead of the API's default (a quicker, rougher model)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent folder of the downloads")
+    args = parser.parse_args(argv)
+    job = dict(DEMO_JOB)
+    if args.epochs is not None:
+        job["hyperparameters"] = {"epochs": args.epochs}
+    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     print("starting the local stack (moto, Lambda runtime, SageMaker runner)...", flush=True)
     # Any free port: the demo must not collide with a `make serve` already running.
@@ -30,7 +45,7 @@ def main(out_dir: Path = DEFAULT_OUT) -> int:
     try:
         stack.start()
         client = Client(stack.api_url)
-        job = client.submit(DEMO_JOB)
+        job = client.submit(job)
         job_id = job["job_id"]
         hyperparameters = " ".join(f"{k}={v}" for k, v in job["hyperparameters"].items())
         print(f"submitted job {job_id} ({hyperparameters}, melody {DEFAULT_SAMPLE})", flush=True)
@@ -46,7 +61,7 @@ def main(out_dir: Path = DEFAULT_OUT) -> int:
             print(f"job {job_id} ended {job['status']}: {job.get('failure_reason')}", file=sys.stderr)
             print(f"logs: {stack.logs_dir}", file=sys.stderr)
             return EXIT_JOB_FAILED
-        target = out_dir / job_id
+        target = args.out / job_id
         paths = client.download(job_id, target)
         print(f"\ndownloaded {len(paths)} MIDI files into {target.resolve()}/:")
         for path in paths:

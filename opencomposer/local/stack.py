@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -153,6 +154,7 @@ class LocalStack:
         if self.runner is not None:
             self.runner.uninstall()
             self.runner = None
+            self._drain_executions()
         if self.delivery is not None:
             self.delivery.uninstall()
             self.delivery = None
@@ -194,6 +196,21 @@ class LocalStack:
             if uninstall is not None:
                 uninstall()
             self._sync_integration = None
+
+    def _drain_executions(self, timeout_s: float = 10.0) -> None:
+        """Let executions record how their (now stopped) trainings ended before moto goes away."""
+        if self.resources is None:
+            return
+        stepfunctions = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout_s
+        with contextlib.suppress(Exception):  # best effort: the stack is going away regardless
+            while time.monotonic() < deadline:
+                running = stepfunctions.list_executions(
+                    stateMachineArn=self.resources.state_machine_arn, statusFilter="RUNNING"
+                )["executions"]
+                if not running:
+                    return
+                time.sleep(0.2)
 
     def _prewarm(self) -> None:
         from moto.awslambda.models import lambda_backends

@@ -12,7 +12,7 @@ import pytest
 from synthesized import Synth, as_list
 
 from infra.components.paths import STATE_MACHINE_DEFINITION
-from infra.components.workflow import placeholders
+from infra.components.workflow import placeholders, task_resources
 from lambdas.common import env, settings
 
 SHARED_ENV_NAMES = {getattr(settings, name) for name in dir(settings) if name.startswith("ENV_")}
@@ -100,3 +100,15 @@ def test_local_definition_substitutions_fill_the_same_placeholders(synth: Synth)
     (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
     used = placeholders(STATE_MACHINE_DEFINITION.read_text())  # those outside Comments
     assert local_names == used <= set(machine["Properties"]["DefinitionSubstitutions"])
+
+
+def test_training_jobs_get_the_shared_environment_variable_names(synth: Synth) -> None:
+    # The container finds its table, bucket and job id under settings' names (docs/contracts.md).
+    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    environments = [parameters["Environment"] for resource, parameters
+                    in task_resources(machine["Properties"]["DefinitionString"])
+                    if resource.startswith("arn:aws:states:::sagemaker:createTrainingJob")]
+    assert environments
+    expected = {settings.ENV_TRAINING_TABLE, settings.ENV_TRAINING_BUCKET, settings.ENV_TRAINING_JOB_ID}
+    for environment in environments:
+        assert {name.removesuffix(".$") for name in environment} == expected

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from synthesized import Synth, as_list
 
-from infra.components.paths import STATE_MACHINE_DEFINITION
+from infra.components.paths import LAMBDAS_DIR, STATE_MACHINE_DEFINITION
 from infra.components.workflow import placeholders, task_resources
 from lambdas.common import env, settings
 
@@ -34,7 +34,11 @@ def test_the_template_deploys_both_handlers(synth: Synth) -> None:
 @pytest.mark.parametrize("handler", [settings.API_HANDLER, settings.STREAM_HANDLER])
 def test_each_handler_named_in_the_template_exists_in_lambdas(synth: Synth, handler: str) -> None:
     module_name, _, function_name = _functions(synth)[handler]["Handler"].rpartition(".")
+    # The asset's root is the folder holding lambdas/, as Lambda resolves the handler.
+    path = LAMBDAS_DIR.parent / f"{module_name.replace('.', '/')}.py"
+    assert path.is_file(), f"{module_name} is not in the Lambda asset"
     module = importlib.import_module(module_name)
+    assert module.__file__ == str(path)
     assert callable(getattr(module, function_name, None)), f"{module_name} has no {function_name}"
 
 

@@ -40,7 +40,27 @@ lint: $(STAMP) ## ruff and mypy
 synth: $(STAMP) ## synthesise the CloudFormation template into cdk.out/ (offline, no Docker)
 	$(PY) infra/app.py
 
-clean: ## remove the environment, caches and local state
-	rm -rf $(VENV) cdk.out .opencomposer .pytest_cache .ruff_cache .mypy_cache
+data: $(STAMP) ## build the Bach-chorale dataset cache (python -m gan.data; other targets build it on first use)
+	cd training_container && ../$(PY) -m gan.data
 
-.PHONY: help setup run serve test bench lint synth clean
+# --- AWS deployment (the CDK CLI pinned in package.json) ---------------------------------------
+NPM_STAMP := node_modules/.installed
+CDK := node_modules/.bin/cdk --no-notices
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NPM_STAMP)
+
+bootstrap: $(STAMP) $(NPM_STAMP) ## once per AWS account and region: the CDK bootstrap stack deploys need
+	$(CDK) bootstrap
+
+deploy: $(STAMP) $(NPM_STAMP) ## deploy to your AWS account (credentials, Docker); sizes: PARAMS="InstanceType=ml.g4dn.xlarge"
+	$(CDK) deploy $(foreach p,$(PARAMS),--parameters $(p)) --outputs-file cdk.out/outputs.json
+
+destroy: $(STAMP) $(NPM_STAMP) ## delete the deployed stack and everything in it: jobs, MIDI, models (asks first)
+	$(CDK) destroy
+
+clean: ## remove the environment, node_modules, caches and local state
+	rm -rf $(VENV) node_modules cdk.out .opencomposer .pytest_cache .ruff_cache .mypy_cache
+
+.PHONY: help setup run serve test bench lint synth data bootstrap deploy destroy clean

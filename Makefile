@@ -23,7 +23,7 @@ setup: $(STAMP) ## create .venv with everything (run by the other targets on fir
 run: $(STAMP) ## start the local stack, train the default job, download its MIDI into out/, stop
 	$(PY) -m opencomposer.local.demo
 
-serve: $(STAMP) ## run the local stack in the foreground (API on http://127.0.0.1:$${OPENCOMPOSER_PORT:-8000})
+serve: $(STAMP) ## run the local stack in the foreground (API on http://127.0.0.1:8000, or OPENCOMPOSER_PORT)
 	$(PY) -m opencomposer.local.serve
 
 test: $(STAMP) ## lint and run the whole test suite

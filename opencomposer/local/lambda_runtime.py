@@ -346,6 +346,10 @@ class StreamDelivery:
                     pending.append(q.get_nowait())
                 except queue.Empty:
                     break
+            # Disabled while this thread waited for records: they wait for the re-enable.
+            esm = _mapping(backend, function_arn, source)
+            if esm is None or not esm.enabled:
+                continue
             pending = self._deliver(backend, function_arn, esm, pending)
 
     def _deliver(

@@ -181,3 +181,43 @@ def test_stream_delivery_is_asynchronous_and_retries_reported_failures(
         time.sleep(0.1)
     assert sorted(p.name for p in seen.glob("done-*")) == [f"done-k{i}" for i in range(5)]
     assert sorted(p.name for p in seen.glob("tried-*")) == [f"tried-k{i}" for i in range(5)]
+
+
+def test_a_disabled_mapping_keeps_its_records_until_it_is_enabled_again(
+    moto: dict[str, Any], tmp_path: Path
+) -> None:
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    (seen / "release").touch()
+    _function(moto, "streamfn", "tiny.stream", {"SEEN_DIR": str(seen)})
+    ddb = _client(moto, "dynamodb")
+    table = ddb.create_table(
+        TableName="t2",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )["TableDescription"]
+    lam = _client(moto, "lambda")
+    mapping = lam.create_event_source_mapping(
+        EventSourceArn=table["LatestStreamArn"],
+        FunctionName="streamfn",
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+    )
+    ddb.put_item(TableName="t2", Item={"pk": {"S": "first"}})
+    _wait_for_files(seen, "done-first")
+
+    lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+    ddb.put_item(TableName="t2", Item={"pk": {"S": "held"}})
+    time.sleep(1.0)  # several poll rounds of the delivery thread
+    assert not (seen / "tried-held").exists()
+
+    lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
+    _wait_for_files(seen, "done-held")
+
+
+def _wait_for_files(folder: Path, name: str) -> None:
+    deadline = time.monotonic() + 20
+    while not (folder / name).exists():
+        assert time.monotonic() < deadline, f"{name} never appeared"
+        time.sleep(0.05)

@@ -23,6 +23,10 @@ ASL_PATH = REPO_ROOT / "statemachine" / "training.asl.json"
 LAMBDA_PACKAGE_DIR = REPO_ROOT / "lambdas"
 LAMBDA_RUNTIME = "python3.11"
 MAX_RUNTIME_SECONDS = 7200  # the training job's StoppingCondition (the CDK parameter's default)
+# No spot capacity on one machine: on-demand, as the CDK parameter's default; the wait limit is
+# then unused but filled, as CloudFormation fills every placeholder.
+USE_SPOT_INSTANCES = False
+MAX_WAIT_SECONDS = 14400
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
 
@@ -154,6 +158,8 @@ def definition_substitutions(names: LocalNames) -> dict[str, str]:
         "InstanceCount": "1",
         "VolumeSizeInGB": "10",
         "MaxRuntimeSeconds": str(MAX_RUNTIME_SECONDS),
+        "UseSpotInstances": json.dumps(USE_SPOT_INSTANCES),
+        "MaxWaitSeconds": str(MAX_WAIT_SECONDS),
     }
 
 

@@ -45,13 +45,15 @@ SUBSTITUTIONS = {
     "InstanceCount": "1",
     "VolumeSizeInGB": "10",
     "MaxRuntimeSeconds": "3600",
+    "UseSpotInstances": "false",
+    "MaxWaitSeconds": "14400",
 }
 FINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
-def render(text: str) -> str:
+def render(text: str, substitutions: dict[str, str]) -> str:
     """As CDK's definition substitutions do: plain text replacement of `${Name}`."""
-    return PLACEHOLDER.sub(lambda m: SUBSTITUTIONS[m.group(1)], text)
+    return PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], text)
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
@@ -65,11 +67,12 @@ def wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
 
 
 class Machine:
-    def __init__(self) -> None:
+    def __init__(self, name: str = "training", **deployment: str) -> None:
+        """`deployment`: stack parameter values that differ from SUBSTITUTIONS'."""
         self.sfn = boto3.client("stepfunctions")
         self.arn = self.sfn.create_state_machine(
-            name="training",
-            definition=render(ASL.read_text()),
+            name=name,
+            definition=render(ASL.read_text(), {**SUBSTITUTIONS, **deployment}),
             roleArn="arn:aws:iam::123456789012:role/states",
         )["stateMachineArn"]
 
@@ -172,6 +175,8 @@ def test_the_training_job_gets_the_jobs_settings(machine: Machine) -> None:
         training.output_data_config["S3OutputPath"] == f"s3://{BUCKET}/{settings.model_output_prefix(job_id)}"
     )
     assert training.checkpoint_config["S3Uri"] == f"s3://{BUCKET}/{settings.checkpoint_prefix(job_id)}"
+    # On-demand (the stack's default): no spot, so no wait limit (SageMaker refuses one without spot).
+    assert training.enable_managed_spot_training is False
     assert training.stopping_condition == {"MaxRuntimeInSeconds": 3600}
     assert training.resource_config["InstanceCount"] == 1
     assert training.algorithm_specification["TrainingImage"] == SUBSTITUTIONS["TrainingImage"]
@@ -186,6 +191,36 @@ def test_the_training_job_gets_the_jobs_settings(machine: Machine) -> None:
         settings.ENV_TRAINING_BUCKET: BUCKET,
         settings.ENV_TRAINING_JOB_ID: job_id,
     }
+    # One task's parameter names are fixed, so on-demand sends false: SageMaker's own default.
+    assert scheduled["EnableManagedSpotTraining"] is False
+    assert scheduled["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}
+
+
+def test_a_spot_deployment_trains_on_managed_spot_capacity_within_its_wait_limit(machine: Machine) -> None:
+    # Given a stack deployed with UseSpotInstances=true
+    spot = Machine("training-spot", UseSpotInstances="true", MaxWaitSeconds="10800")
+    job_id = call_api("POST", "/jobs").body["job_id"]
+
+    # When a job runs on it
+    execution = spot.start(job_id)
+    training = training_job(job_id)
+    finish(job_id, "Completed")
+    result = spot.result(execution)
+
+    # Then its one training job asks SageMaker for spot capacity, waiting at most MaxWaitSeconds,
+    # with checkpoints to resume from after an interruption
+    assert result["status"] == "SUCCEEDED"
+    assert job_item(job_id)["status"] == "COMPLETED"
+    assert training.enable_managed_spot_training is True
+    assert training.stopping_condition == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 10800}
+    assert training.checkpoint_config["S3Uri"] == f"s3://{BUCKET}/{settings.checkpoint_prefix(job_id)}"
+    [scheduled] = [
+        json.loads(e["taskScheduledEventDetails"]["parameters"])
+        for e in spot.history(execution)
+        if e["type"] == "TaskScheduled" and e["taskScheduledEventDetails"]["resourceType"] == "sagemaker"
+    ]
+    assert scheduled["EnableManagedSpotTraining"] is True
+    assert scheduled["StoppingCondition"]["MaxWaitTimeInSeconds"] == 10800
 
 
 def test_a_failed_training_ends_the_job_failed_with_the_trainings_own_reason(machine: Machine) -> None:
@@ -310,6 +345,9 @@ def test_the_definition_uses_only_deployment_placeholders_and_the_shared_names()
     assert set(PLACEHOLDER.findall(text)) == set(SUBSTITUTIONS)
     training = definition["States"]["CreateTrainingJob"]
     assert training["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
+    # Spot and on-demand share this one task: only its data differs.
+    trainings = [s for s in definition["States"].values() if "sagemaker" in s.get("Resource", "")]
+    assert trainings == [training]
     environment = {k.removesuffix(".$") for k in training["Parameters"]["Environment"]}
     assert environment == {
         settings.ENV_TRAINING_TABLE,

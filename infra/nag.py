@@ -12,7 +12,6 @@ from aws_cdk import Acknowledgment, App, Stack, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
-from infra.components.artifacts_bucket import SAMPLE_TAG_KEY
 from infra.components.training import SAGEMAKER_LOG_GROUP
 from infra.stack import OpenComposerStack
 from lambdas.common import settings
@@ -77,8 +76,8 @@ def acknowledge(stack: OpenComposerStack) -> None:
 
     # --- Per-job patterns.
     for folder, why in (("input", "the melody channel SageMaker downloads; the api writes it"),
-                        ("samples", f"per-epoch sample MIDI (tagged {SAMPLE_TAG_KEY}): the container "
-                                    "writes them, the api presigns them"),
+                        ("samples", f"per-epoch sample MIDI (tagged {settings.SAMPLE_TAG_KEY}): "
+                                    "the container writes them, the api presigns them"),
                         ("compositions", "final MIDI: the container writes it, the api presigns it")):
         for construct in (training.role, api.handler.role):
             _ack(construct, f"AwsSolutions-IAM5[Resource::{jobs}/{folder}/*]", f"{why}; {per_job}")

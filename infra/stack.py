@@ -16,12 +16,9 @@ from infra.components.paths import STATE_MACHINE_DEFINITION
 from infra.components.stream_trigger import StreamTrigger
 from infra.components.training import Training
 from infra.components.workflow import Workflow
+from lambdas.common import settings
 
 STACK_NAME = "OpenComposer"
-# Output names (`cdk deploy` prints them; the README's CLI command takes ApiUrl).
-OUTPUT_API_URL = "ApiUrl"
-OUTPUT_BUCKET = "ArtifactsBucketName"
-OUTPUT_TABLE = "JobsTableName"
 
 
 class OpenComposerStack(Stack):
@@ -51,8 +48,8 @@ class OpenComposerStack(Stack):
                        training_job_prefix=self.training.job_prefix,
                        training_job_arn_pattern=self.training.job_arn_pattern)
 
-        CfnOutput(self, OUTPUT_API_URL, value=self.api.rest_api.url,
+        CfnOutput(self, settings.OUTPUT_API_URL, value=self.api.rest_api.url,
                   description="Base URL of the jobs API: opencomposer --api <this URL> ...")
-        CfnOutput(self, OUTPUT_BUCKET, value=bucket.bucket_name,
+        CfnOutput(self, settings.OUTPUT_BUCKET, value=bucket.bucket_name,
                   description="Artifacts bucket: jobs/<job_id>/ holds each job's MIDI and model")
-        CfnOutput(self, OUTPUT_TABLE, value=table.table_name, description="Jobs table")
+        CfnOutput(self, settings.OUTPUT_TABLE, value=table.table_name, description="Jobs table")

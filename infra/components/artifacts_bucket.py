@@ -9,10 +9,6 @@ from constructs import Construct
 
 from lambdas.common import settings
 
-# S3 lifecycle filters take a literal prefix, so `jobs/*/samples/` cannot be one: the training
-# container tags each sample object instead (put_object(..., Tagging="opencomposer-object=sample")).
-SAMPLE_TAG_KEY = "opencomposer-object"
-SAMPLE_TAG_VALUE = "sample"
 SAMPLE_EXPIRATION = Duration.days(30)
 
 
@@ -42,7 +38,8 @@ class ArtifactsBucket(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-epoch-samples",
-                    tag_filters={SAMPLE_TAG_KEY: SAMPLE_TAG_VALUE},
+                    # The training container tags each sample object (settings.sample_tagging()).
+                    tag_filters={settings.SAMPLE_TAG_KEY: settings.SAMPLE_TAG_VALUE},
                     expiration=SAMPLE_EXPIRATION,
                 ),
                 # Interrupted model uploads (model.tar.gz is multipart) otherwise cost forever.

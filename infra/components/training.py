@@ -14,7 +14,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.components.artifacts_bucket import SAMPLE_TAG_KEY
 from infra.components.paths import REPO_ROOT, TRAINING_DOCKERFILE, TRAINING_IMAGE_CONTEXT
 from lambdas.common import settings
 
@@ -113,7 +112,7 @@ class Training(Construct):
         # Samples are written with a tag (the lifecycle rule's filter), and only samples.
         self.role.add_to_policy(iam.PolicyStatement(
             actions=["s3:PutObjectTagging"], resources=[objects("samples")],
-            conditions={"ForAllValues:StringEquals": {"s3:RequestObjectTagKeys": [SAMPLE_TAG_KEY]}}))
+            conditions={"ForAllValues:StringEquals": {"s3:RequestObjectTagKeys": [settings.SAMPLE_TAG_KEY]}}))
 
     def _grant_job_items(self, table: dynamodb.ITable) -> None:
         # Progress on the job item and one item per epoch, always under a job's partition key.

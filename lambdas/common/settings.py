@@ -7,6 +7,8 @@ the local stack and a Lambda cold start can all import it for free.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 # --- Jobs table -----------------------------------------------------------------------------
 # One table holds every item of a job under the same partition key (single-table design), so
 # DELETE /jobs/{id} is one Query plus a batch delete, and the metrics route is one Query.
@@ -74,6 +76,17 @@ def checkpoint_prefix(job_id: str) -> str:
 
 
 SAMPLES_PREFIX_PATTERN = "jobs/*/samples/"  # documentation of the lifecycle rule's scope
+# S3 lifecycle filters take a literal prefix, so `jobs/*/samples/` cannot be one: each per-epoch
+# sample object carries this tag instead, and the bucket's lifecycle rule expires what has it.
+SAMPLE_TAG_KEY = "opencomposer-object"
+SAMPLE_TAG_VALUE = "sample"
+
+
+def sample_tagging() -> str:
+    """The sample tag as S3's `Tagging` argument (URL query form): put_object(..., Tagging=...)."""
+    return urlencode({SAMPLE_TAG_KEY: SAMPLE_TAG_VALUE})
+
+
 MELODY_CHANNEL = "melody"  # SageMaker input channel name: SM_CHANNEL_MELODY in the container
 
 # --- Environment variable names -------------------------------------------------------------
@@ -100,6 +113,11 @@ def training_job_name(prefix: str, job_id: str) -> str:
 # --- Names of the handlers, as Lambda's `handler` setting --------------------------------------
 API_HANDLER = "lambdas.api.handler.lambda_handler"
 STREAM_HANDLER = "lambdas.stream.handler.lambda_handler"
+
+# --- Stack outputs (`cdk deploy` prints them; the CLI's `--api` takes the API URL) ---------------
+OUTPUT_API_URL = "ApiUrl"
+OUTPUT_BUCKET = "ArtifactsBucketName"
+OUTPUT_TABLE = "JobsTableName"
 
 # --- Local stack defaults -------------------------------------------------------------------
 LOCAL_REGION = "us-east-1"

@@ -8,10 +8,8 @@ import re
 from aws_cdk.assertions import Match
 from synthesized import Synth, as_list, render
 
-from infra.components.artifacts_bucket import SAMPLE_TAG_KEY, SAMPLE_TAG_VALUE
 from infra.components.paths import STATE_MACHINE_DEFINITION
 from infra.components.workflow import placeholders
-from infra.stack import OUTPUT_API_URL, OUTPUT_BUCKET, OUTPUT_TABLE
 from lambdas.common import settings
 
 # DESIGN.md's HTTP API table, as a user reads it.
@@ -61,7 +59,7 @@ def test_artifacts_bucket_logs_access_and_expires_tagged_samples(synth: Synth) -
     assert synth.type_of(props["LoggingConfiguration"]["DestinationBucketName"]) == "AWS::S3::Bucket"
     rules = props["LifecycleConfiguration"]["Rules"]
     (samples,) = [r for r in rules if r.get("TagFilters")]
-    assert samples["TagFilters"] == [{"Key": SAMPLE_TAG_KEY, "Value": SAMPLE_TAG_VALUE}]
+    assert samples["TagFilters"] == [{"Key": settings.SAMPLE_TAG_KEY, "Value": settings.SAMPLE_TAG_VALUE}]
     assert samples["Status"] == "Enabled" and 0 < samples["ExpirationInDays"] <= 90
 
 
@@ -110,9 +108,15 @@ def test_training_settings_are_stack_parameters_that_the_definition_uses(synth: 
     (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
     substituted = {json.dumps(v) for v in machine["Properties"]["DefinitionSubstitutions"].values()}
     parameters = {name for name in synth.template["Parameters"] if name != "BootstrapVersion"}
-    assert {"InstanceType", "InstanceCount", "MaxRuntimeSeconds"} <= parameters
+    assert {"InstanceType", "InstanceCount", "MaxRuntimeSeconds", "UseSpotInstances",
+            "MaxWaitSeconds"} <= parameters
     for name in parameters:
         assert json.dumps({"Ref": name}) in substituted, f"parameter {name} changes nothing"
+    # The definition reads these with States.StringToJson: only JSON a deployment can give passes.
+    spot = synth.template["Parameters"]["UseSpotInstances"]
+    assert spot["Default"] == "false" and set(spot["AllowedValues"]) == {"true", "false"}
+    assert {synth.template["Parameters"][n]["Type"] for n in ("MaxRuntimeSeconds", "MaxWaitSeconds")} == {
+        "Number"}
 
 
 def test_every_api_route_of_the_design_requires_iam_auth_and_reaches_the_api_handler(synth: Synth) -> None:
@@ -157,10 +161,10 @@ def test_api_gateway_errors_keep_the_api_error_shape(synth: Synth) -> None:
 
 def test_outputs_name_the_api_url_bucket_and_table(synth: Synth) -> None:
     outputs = synth.template["Outputs"]
-    assert set(outputs) == {OUTPUT_API_URL, OUTPUT_BUCKET, OUTPUT_TABLE}
-    assert render(outputs[OUTPUT_API_URL]["Value"]).startswith("https://")
-    assert synth.type_of(outputs[OUTPUT_BUCKET]["Value"]) == "AWS::S3::Bucket"
-    assert synth.type_of(outputs[OUTPUT_TABLE]["Value"]) == "AWS::DynamoDB::Table"
+    assert set(outputs) == {settings.OUTPUT_API_URL, settings.OUTPUT_BUCKET, settings.OUTPUT_TABLE}
+    assert render(outputs[settings.OUTPUT_API_URL]["Value"]).startswith("https://")
+    assert synth.type_of(outputs[settings.OUTPUT_BUCKET]["Value"]) == "AWS::S3::Bucket"
+    assert synth.type_of(outputs[settings.OUTPUT_TABLE]["Value"]) == "AWS::DynamoDB::Table"
 
 
 def test_no_resource_has_a_physical_name(synth: Synth) -> None:

@@ -4,7 +4,9 @@ Every sample is public domain and written here as a note list, so the api Lambda
 to MIDI with mido alone (no music21 in the Lambda asset). Four were taken once from music21's
 bundled corpus (the source is named on each); Twinkle Twinkle and Ode to Joy are not in that
 corpus and were written out by hand. Each is at least 8 bars long, so the container's windows
-(several bars) always find a full melody.
+(several bars) always find a full melody. A tune that starts on an upbeat says so (`pickup`), and
+its MIDI file spells it the way readers recognise an anacrusis: a short first bar with its own
+time signature (`gan.midi.read_melody` then puts the bar lines where the tune's are).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Melody:
     time_signature: tuple[int, int]
     bpm: int
     notes: tuple[Note, ...]
+    pickup: int = 0  # sixteenths before the first full bar (an upbeat); the last bar is short by as many
 
     @property
     def sixteenths(self) -> int:
@@ -45,6 +48,15 @@ class Melody:
 
 def _n(*pairs: Note) -> tuple[Note, ...]:
     return pairs
+
+
+def _signature_of(sixteenths: int) -> tuple[int, int]:
+    """A time signature `sixteenths` long, in the longest note value that divides it (6 -> 3/8)."""
+    if sixteenths % 4 == 0:
+        return sixteenths // 4, 4
+    if sixteenths % 2 == 0:
+        return sixteenths // 2, 8
+    return sixteenths, 16
 
 
 C4, D4, E4, F4, G4, A4 = 60, 62, 64, 65, 67, 69
@@ -120,23 +132,26 @@ SAMPLES: dict[str, Melody] = {
         Melody(
             "londonderry-air",
             "Londonderry Air",
-            "music21 corpus oneills1850/0101-0200.abc #188",
+            # The source's bars 2, 11 and 15 hold 7 eighths in 4/4: each rest there is a quarter
+            # here, so every later bar line falls where the tune's does.
+            "music21 corpus oneills1850/0101-0200.abc #188 (rests of bars 2, 11, 15 made whole)",
             (4, 4),
             72,
             _n(
                 (66, 2), (67, 2), (69, 2), (71, 6), (69, 2), (71, 2), (76, 2), (74, 2), (71, 2),
-                (69, 2), (67, 2), (64, 2), (None, 2), (67, 2), (71, 2), (76, 2), (74, 6), (76, 2),
+                (69, 2), (67, 2), (64, 2), (None, 4), (67, 2), (71, 2), (76, 2), (74, 6), (76, 2),
                 (74, 2), (71, 2), (67, 2), (71, 2), (69, 8), (None, 2),
                 (66, 2), (67, 2), (69, 2), (71, 6), (69, 2), (71, 2), (76, 2), (74, 2), (71, 2),
                 (69, 2), (67, 2), (64, 2), (62, 2), (64, 2), (66, 2), (67, 2), (69, 2), (71, 6),
                 (72, 2), (71, 2), (69, 2), (67, 2), (66, 2), (64, 8), (None, 2),
                 (74, 2), (76, 2), (78, 2), (79, 6), (78, 2), (78, 2), (76, 2), (74, 2), (71, 2),
-                (74, 2), (71, 2), (67, 2), (None, 2), (74, 2), (76, 2), (78, 2), (79, 6), (78, 2),
+                (74, 2), (71, 2), (67, 2), (None, 4), (74, 2), (76, 2), (78, 2), (79, 6), (78, 2),
                 (78, 2), (76, 2), (74, 2), (71, 2), (76, 8), (None, 2),
                 (74, 2), (74, 2), (74, 2), (83, 6), (81, 2), (81, 2), (79, 2), (76, 2), (79, 2),
-                (74, 2), (71, 2), (67, 2), (None, 2), (66, 2), (67, 2), (69, 2), (71, 2), (76, 2),
+                (74, 2), (71, 2), (67, 2), (None, 4), (66, 2), (67, 2), (69, 2), (71, 2), (76, 2),
                 (74, 2), (71, 2), (69, 2), (67, 2), (66, 2), (67, 2), (64, 8), (None, 2),
             ),
+            pickup=6,  # "Oh Dan-ny": three eighths before the first bar line
         ),
         Melody(
             "ein-feste-burg",
@@ -154,6 +169,7 @@ SAMPLES: dict[str, Melody] = {
                 (67, 4), (69, 4), (65, 4), (64, 12), (72, 4), (71, 4), (69, 4), (67, 4), (69, 4),
                 (65, 2), (64, 2), (62, 4), (60, 4),
             ),
+            pickup=4,  # "Ein": one quarter before the first bar line
         ),
     )
 }
@@ -162,15 +178,23 @@ DEFAULT_SAMPLE = "twinkle-twinkle"
 
 
 def render(melody: Melody) -> bytes:
-    """A type-1 MIDI file: a tempo track, then one piano track holding the melody."""
+    """A type-1 MIDI file: a tempo track (a pickup is a short first bar), then one piano track
+    holding the melody."""
     numerator, denominator = melody.time_signature
     meta = mido.MidiTrack(
         [
             mido.MetaMessage("track_name", name=melody.title, time=0),
             mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(melody.bpm), time=0),
-            mido.MetaMessage("time_signature", numerator=numerator, denominator=denominator, time=0),
         ]
     )
+    main_meter_at = 0
+    if melody.pickup:
+        pickup_numerator, pickup_denominator = _signature_of(melody.pickup)
+        meta.append(mido.MetaMessage("time_signature", numerator=pickup_numerator,
+                                     denominator=pickup_denominator, time=0))
+        main_meter_at = melody.pickup * TICKS_PER_SIXTEENTH
+    meta.append(mido.MetaMessage("time_signature", numerator=numerator, denominator=denominator,
+                                 time=main_meter_at))
     track = mido.MidiTrack(
         [mido.MetaMessage("track_name", name="melody", time=0), mido.Message("program_change", program=0)]
     )

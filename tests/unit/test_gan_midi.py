@@ -220,6 +220,21 @@ def test_reads_from_a_path(tmp_path):
     assert midi.read_melody(path).pitches[0] == 60
 
 
+# Each sample's first bar line, from its source: (notes of the upbeat before it, pitch sung on it).
+FIRST_DOWNBEAT = {
+    "twinkle-twinkle": (0, 60),  # "Twin-": C4
+    "ode-to-joy": (0, 64),  # E4
+    "stille-nacht": (0, 55),  # "Stil-": G3
+    "yankee-doodle": (0, 74),  # "Yan-": D5
+    "londonderry-air": (3, 71),  # "Oh Dan-ny | boy": F#4 G4 A4 | B4
+    "ein-feste-burg": (1, 72),  # "Ein | fe-": C5 | C5
+}
+
+
+def test_the_first_downbeat_table_covers_every_sample():
+    assert set(FIRST_DOWNBEAT) == set(SAMPLES)
+
+
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_every_shipped_sample_melody_reads_whole_at_its_meter_and_tempo(name):
     sample = SAMPLES[name]
@@ -227,5 +242,22 @@ def test_every_shipped_sample_melody_reads_whole_at_its_meter_and_tempo(name):
     numerator, denominator = sample.time_signature
     assert melody.steps_per_bar == numerator * 16 // denominator
     assert melody.time_signature == sample.time_signature and melody.tempo_bpm == sample.bpm
-    assert melody.steps == -(-sample.sixteenths // melody.steps_per_bar) * melody.steps_per_bar
+    assert melody.steps == -(-(melody.pickup_steps + sample.sixteenths) // melody.steps_per_bar) * (
+        melody.steps_per_bar
+    )
     assert int(melody.onsets.sum()) == sum(1 for pitch, _ in sample.notes if pitch is not None)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_every_shipped_sample_melody_has_its_first_downbeat_on_a_bar_line(name):
+    sample = SAMPLES[name]
+    melody = midi.read_melody(render(sample))
+    upbeat_notes, downbeat_pitch = FIRST_DOWNBEAT[name]
+
+    first_note = int(np.argmax(melody.onsets))
+    bar_line = -(-first_note // melody.steps_per_bar) * melody.steps_per_bar
+    assert int(melody.onsets[:bar_line].sum()) == upbeat_notes
+    assert melody.onsets[bar_line] and melody.pitches[bar_line] == downbeat_pitch
+    # The upbeat and the short last bar make one whole bar, so no bar in between is short and
+    # every later bar line falls where the tune's does.
+    assert sample.sixteenths % melody.steps_per_bar == 0

@@ -80,6 +80,18 @@ def _wait_for(client: Client, job_id: str, statuses: set[str], timeout: float = 
         time.sleep(0.5)
 
 
+def _execution_ends(stack: LocalStack, job_id: str) -> str:
+    """The job's execution (named after the job) must end too: nothing is left running."""
+    assert stack.resources is not None
+    arn = stack.resources.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
+    stepfunctions = stack.client("stepfunctions")
+    deadline = time.monotonic() + 20
+    while (status := stepfunctions.describe_execution(executionArn=arn)["status"]) == "RUNNING":
+        assert time.monotonic() < deadline, f"execution {job_id} still RUNNING"
+        time.sleep(0.2)
+    return status  # type: ignore[no-any-return]
+
+
 def test_a_tiny_job_completes_and_its_midi_accompanies_the_submitted_melody(
     stack: LocalStack, client: Client, tmp_path: Path
 ) -> None:
@@ -134,6 +146,7 @@ def test_a_job_whose_training_fails_ends_failed_with_the_trainings_reason(
     # Then it failed, saying what the training found wrong
     assert done["status"] == "FAILED"
     assert "not a readable MIDI file" in done["failure_reason"]
+    assert _execution_ends(stack, job["job_id"]) == "FAILED"
 
 
 def test_stop_really_stops_the_training(stack: LocalStack, client: Client) -> None:
@@ -159,3 +172,4 @@ def test_stop_really_stops_the_training(stack: LocalStack, client: Client) -> No
     assert done["status"] == "STOPPED"
     assert sagemaker.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "Stopped"
     assert "Process exited with code" in (stack.logs_dir / f"{name}.log").read_text()
+    assert _execution_ends(stack, job["job_id"]) == "FAILED"

@@ -94,8 +94,8 @@ class LambdaRuntime:
         self._worker_for(fn)
 
     def _worker_for(self, fn: Any) -> _Worker:
-        config = self._config(fn)
-        with self._lock:
+        with self._lock:  # one code extraction and one worker per function, however many callers
+            config = self._config(fn)
             worker = self._workers.get(fn.function_arn)
             if worker is not None and worker.config_key == config.key and worker.alive():
                 return worker

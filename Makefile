@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv with everything (run by the other targets on first use)
 
-run: $(STAMP) ## start the local stack, train the default job, download its MIDI into out/, stop
-	$(PY) -m opencomposer.local.demo
+run: $(STAMP) ## start the local stack, train the default job, download its MIDI into out/, stop (EPOCHS=n to change)
+	$(PY) -m opencomposer.local.demo $(if $(EPOCHS),--epochs $(EPOCHS))
 
 serve: $(STAMP) ## run the local stack in the foreground (API on http://127.0.0.1:8000, or OPENCOMPOSER_PORT)
 	$(PY) -m opencomposer.local.serve

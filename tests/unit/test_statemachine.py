@@ -231,6 +231,9 @@ def test_a_failed_training_ends_the_job_failed_with_the_trainings_own_reason(mac
     result = machine.result(execution)
 
     assert result["status"] == "FAILED"
+    # the execution itself ends through the Fail state, saying why (not through an interpreter error)
+    assert result.get("error") == "JobFailed"
+    assert result.get("cause") == "AlgorithmError: the melody channel holds no MIDI file"
     job = job_item(job_id)
     assert job["status"] == "FAILED"
     assert job["failure_reason"] == "AlgorithmError: the melody channel holds no MIDI file"

@@ -36,10 +36,10 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training_container"))
 
 from gan import data as gan_data  # noqa: E402
-from gan import metrics, midi  # noqa: E402
+from gan import metrics  # noqa: E402
 from gan.encoding import Batch  # noqa: E402
 from gan.generate import accompany, harmonise  # noqa: E402
-from gan.model import Critic, Generator, ModelConfig, as_critic_input, gradient_penalty  # noqa: E402
+from gan.model import Generator, ModelConfig, as_critic_input, gradient_penalty  # noqa: E402
 from gan.reporter import LocalSink, Reporter  # noqa: E402
 from gan.train import GRADIENT_PENALTY_WEIGHT, Hyperparameters, Paths, new_state, train  # noqa: E402
 
@@ -302,6 +302,8 @@ def throughput(device: torch.device) -> dict[str, object]:
 
 
 def generation_latency(generator: Generator, splits: gan_data.Splits) -> dict[str, object]:
+    from gan import midi  # here: the GPU throughput run needs no MIDI library
+
     piece = next(c for c in splits.test if c.steps >= 16 * c.steps_per_bar)
     steps = 16 * piece.steps_per_bar
     melody = midi.write_chorale(

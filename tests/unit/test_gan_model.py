@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from gan.encoding import Windows, decode, meter_features, to_classes
+from gan.encoding import Windows, decode, meter_features, parallel_perfects, to_classes
 from gan.generate import harmonise, octave_shift
 from gan.model import Critic, Generator, ModelConfig, as_critic_input, gradient_penalty
 
@@ -162,3 +162,33 @@ def test_a_melody_out_of_the_soprano_range_moves_by_octaves():
 
 def test_config_round_trips_through_a_dict(config):
     assert ModelConfig.from_dict(config.to_dict()) == config
+
+
+def test_parallel_perfects_follow_the_metrics_definition():
+    c_major, d_major = np.array([72, 67, 60, 48]), np.array([74, 69, 62, 50])  # every voice up a step
+
+    assert parallel_perfects(c_major, d_major)  # fifths and octaves, all moving up
+    assert not parallel_perfects(c_major, np.array([72, 65, 64, 55]))  # contrary and oblique motion
+    assert not parallel_perfects(np.array([67, 60, 0, 0]), np.array([69, 0, 0, 0]))  # a voice rests
+
+
+def test_decode_trades_a_parallel_fifth_for_the_next_likeliest_chord(config):
+    def cls(pitch: int) -> int:
+        return pitch - config.low_pitch + 1
+
+    # Beat 1: E5 over C5, G4, C3. Beat 2, argmax: the melody F5, alto holds C5, tenor and bass
+    # up a step to A4 and D3: a parallel fifth. The tenor's runner-up F4 has none.
+    melody = np.array([76] * 4 + [77] * 4, dtype=np.uint8)
+    logits = torch.full((3, config.classes, 8), -10.0)
+    logits[0, cls(72)] = 5.0
+    logits[1, cls(67), :4], logits[1, cls(69), 4:], logits[1, cls(65), 4:] = 5.0, 5.0, 4.5
+    logits[2, cls(48), :4], logits[2, cls(50), 4:] = 5.0, 5.0
+    onset_logits = torch.full((3, 8), -5.0)
+
+    plain, _ = decode(logits, onset_logits, config)
+    voiced, onsets = decode(logits, onset_logits, config, melody=melody)
+
+    assert plain[:, 4].tolist() == [72, 69, 50]
+    assert voiced[:, 4:].tolist() == [[72] * 4, [65] * 4, [50] * 4]
+    assert voiced[:, :4].tolist() == plain[:, :4].tolist()  # beat 1 untouched
+    assert onsets[:, 4].tolist() == [False, True, True]  # the alto holds its note

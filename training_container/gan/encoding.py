@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import product
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from gan.model import ModelConfig
 
 STEPS_PER_BEAT = 4  # 16th-note grid, quarter-note beats
+PERFECT_INTERVALS = (0, 7)  # unison/octave and fifth, as interval classes
 TRANSPOSE_RANGE = (-6, 5)  # semitones: every key, so the model learns intervals, not one key's notes
 
 
@@ -48,15 +50,71 @@ def condition(
     return torch.cat([voice, meter], 0)
 
 
+def parallel_perfects(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Chords [..., V] of MIDI pitches (0 = rest) on two consecutive beats → bool [...]: some pair
+    of voices moves the same way from a fifth to a fifth, or an octave/unison to another (the
+    definition gan.metrics counts)."""
+    i, j = np.triu_indices(before.shape[-1], 1)
+    b, a = before.astype(int), after.astype(int)
+    sounding = (b[..., i] > 0) & (b[..., j] > 0) & (a[..., i] > 0) & (a[..., j] > 0)
+    motion_i, motion_j = np.sign(a[..., i] - b[..., i]), np.sign(a[..., j] - b[..., j])
+    same_way = (motion_i == motion_j) & (motion_i != 0)
+    interval_before, interval_after = (b[..., i] - b[..., j]) % 12, (a[..., i] - a[..., j]) % 12
+    perfect = (interval_before == interval_after) & np.isin(interval_before, PERFECT_INTERVALS)
+    return (sounding & same_way & perfect).any(-1)
+
+
+def avoid_parallels(
+    log_probs: np.ndarray, classes: np.ndarray, melody: np.ndarray, config: ModelConfig, candidates: int = 3
+) -> np.ndarray:
+    """Beat by beat, where the per-voice argmax chord moves in parallel fifths or octaves from
+    the previous beat's chord, take instead the most likely chord (sum of the voices'
+    log-probabilities) among each voice's `candidates` likeliest pitches that does not. Per-step
+    choices are independent per voice, so they cannot learn this one rule of voice leading by
+    themselves; every other choice stays the model's. log_probs V x C x T, classes V x T."""
+    v, _, t = log_probs.shape
+    classes = classes.copy()
+    beats = range(0, t, STEPS_PER_BEAT)
+    top = np.argsort(-log_probs[:, :, ::STEPS_PER_BEAT], axis=1)[:, :candidates]  # V x K x beats
+    combos = np.array(list(product(range(candidates), repeat=v)))  # K^V x V: one candidate per voice
+    voices = np.arange(v)
+
+    def chord(step: int, lower: np.ndarray) -> np.ndarray:
+        pitches = np.where(lower > 0, lower + config.low_pitch - 1, 0)
+        return np.concatenate([np.broadcast_to(melody[step], (*lower.shape[:-1], 1)), pitches], -1)
+
+    previous = None
+    for beat, step in enumerate(beats):
+        if previous is not None and parallel_perfects(previous, chord(step, classes[:, step])):
+            options = top[voices, combos, beat]  # K^V x V classes
+            allowed = ~parallel_perfects(previous[None], chord(step, options))
+            if allowed.any():
+                scores = np.where(allowed, log_probs[voices, options, step].sum(1), -np.inf)
+                best = options[scores.argmax()]
+                for voice in np.flatnonzero(best != classes[:, step]):
+                    run = classes[voice, step:] == classes[voice, step]
+                    length = run.argmin() if not run.all() else run.size  # the held note from this beat
+                    classes[voice, step : step + length] = best[voice]
+        previous = chord(step, classes[:, step])
+    return classes
+
+
 def decode(
-    pitch_logits: torch.Tensor, onset_logits: torch.Tensor, config: ModelConfig
+    pitch_logits: torch.Tensor,
+    onset_logits: torch.Tensor,
+    config: ModelConfig,
+    melody: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """V x C x T logits, V x T onset logits → MIDI pitches uint8 V x T (0 = rest), onsets bool V x T.
 
-    One note per voice per step (the argmax); a note starts where the pitch changes or the
-    onset logit says a repeated note starts.
+    One note per voice per step: the argmax, with parallel fifths and octaves avoided when the
+    melody (MIDI pitches [T]) is given (`avoid_parallels`). A note starts where the pitch
+    changes or the onset logit says a repeated note starts.
     """
     classes = pitch_logits.argmax(1).cpu().numpy()
+    if melody is not None:
+        log_probs = torch.log_softmax(pitch_logits.float(), 1).cpu().numpy()
+        classes = avoid_parallels(log_probs, classes, melody, config)
     pitches = np.where(classes > 0, classes + config.low_pitch - 1, 0).astype(np.uint8)
     previous = np.concatenate([np.zeros_like(pitches[:, :1]), pitches[:, :-1]], 1)
     onsets = (pitches > 0) & ((pitches != previous) | (onset_logits.cpu().numpy() > 0))

@@ -75,7 +75,7 @@ def harmonise(
     generator.eval()
     pitch_logits, onset_logits = generator(cond[None], noise)
     generator.train(was_training)
-    voices, voice_onsets = decode(pitch_logits[0, :, :, :steps], onset_logits[0, :, :steps], config)
+    voices, voice_onsets = decode(pitch_logits[0, :, :, :steps], onset_logits[0, :, :steps], config, moved)
     voices = np.where(voices > 0, np.clip(voices.astype(int) - shift, 1, 127), 0).astype(np.uint8)
     return (
         np.concatenate([melody[None].astype(np.uint8), voices]),

@@ -66,7 +66,7 @@ def _sync(device: torch.device) -> None:
 # --- (a), (b): the default training and its quality ----------------------------------------------
 
 
-def quality(splits: gan_data.Splits) -> dict[str, object]:
+def quality(splits: gan_data.Splits) -> tuple[dict[str, object], Generator]:
     hp = Hyperparameters()
     with tempfile.TemporaryDirectory() as tmp:
         paths = Paths.from_env({"SM_MODEL_DIR": f"{tmp}/model", "SM_OUTPUT_DATA_DIR": f"{tmp}/output/data"})
@@ -248,7 +248,7 @@ class _GlobalOnly:
     def __exit__(self, *args: object) -> None: ...
 
 
-def count_flops(fn: Callable[[], None]) -> int:
+def count_flops(fn: Callable[[], object]) -> int:
     counter = FlopCounterMode(display=False)
     counter.mod_tracker = _GlobalOnly()  # type: ignore[assignment]
     with counter:
@@ -256,7 +256,7 @@ def count_flops(fn: Callable[[], None]) -> int:
     return counter.get_total_flops()
 
 
-def _seconds(fn: Callable[[], None], device: torch.device, repeat: int) -> float:
+def _seconds(fn: Callable[[], object], device: torch.device, repeat: int) -> float:
     _sync(device)
     started = time.perf_counter()
     for _ in range(repeat):
@@ -360,7 +360,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         if device.type != "cpu":
             raise SystemExit("the quality part runs on the CPU only (the target is two CPU cores)")
         splits = gan_data.load_chorales()
-        results["quality"], generator = quality(splits)
+        figures, generator = quality(splits)
+        results["quality"] = figures
         results["generation"] = generation_latency(generator, splits)
     return results
 

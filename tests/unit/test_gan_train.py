@@ -221,6 +221,28 @@ def test_a_real_short_training_writes_a_model_progress_and_midi_to_dynamodb_and_
 
 
 @pytest.mark.slow
+def test_a_training_channel_of_user_midi_is_trained_on_and_rejected_files_are_named(
+    tmp_path, small_splits, caplog
+):
+    folder = tmp_path / "input" / "data" / "training"
+    folder.mkdir(parents=True)
+    for piece in small_splits.train[:4]:
+        (folder / f"{piece.name}.mid").write_bytes(
+            midi.write_chorale(piece.pitches, piece.onsets, tempo_bpm=100, steps_per_bar=piece.steps_per_bar)
+        )
+    (folder / "broken.mid").write_bytes(b"not MIDI")
+    hps = {"epochs": "1", "update_ratio": "1", "batch_size": "8"}
+    env = {**_sagemaker_env(tmp_path), "SM_CHANNEL_TRAINING": str(folder), "SM_HPS": json.dumps(hps)}
+
+    with caplog.at_level("INFO", logger="gan.train"):
+        assert main([], env) == 0
+
+    assert "training file broken.mid rejected" in caplog.text
+    assert "training on 4 of the user's pieces (1 rejected)" in caplog.text
+    assert (tmp_path / "model" / MODEL_FILE).exists()
+
+
+@pytest.mark.slow
 def test_sigterm_stops_training_promptly(tmp_path):
     env = {
         **os.environ,

@@ -123,8 +123,9 @@ class Paths:
         )
 
 
-class Stopped(Exception):
-    """SIGTERM: the job is being stopped (or the spot instance reclaimed)."""
+class Stopped(BaseException):
+    """SIGTERM: the job is being stopped (or the spot instance reclaimed). A BaseException, like
+    KeyboardInterrupt, so no `except Exception` on the way (best-effort progress) swallows it."""
 
 
 def _raise_stopped(signum: int, frame: object) -> None:

@@ -41,6 +41,7 @@ log = logging.getLogger("gan.train")
 
 STEPS_PER_EPOCH = 12  # generator updates per epoch
 SAMPLE_EVERY = 5  # epochs between sample MIDI files (and the last epoch)
+SAMPLE_TEMPO_BPM = 100  # the corpus has no tempo; the lab wrote its MIDI at 100 bpm
 GRADIENT_PENALTY_WEIGHT = 10.0  # WGAN-GP's λ (Gulrajani et al. 2017)
 ADVERSARIAL_WEIGHT = 0.1  # the critic's term in the generator's loss, beside the supervised term
 ADAM_BETAS = (0.5, 0.9)  # the lab's and WGAN-GP's
@@ -296,6 +297,16 @@ def validate(generator: Generator, chorales: Sequence[gan_data.Chorale], seed: i
     return metrics.evaluate(generated, reference=chorales)
 
 
+def harmonise_chorale_melody(generator: Generator, chorale: gan_data.Chorale, seed: int) -> bytes:
+    """A chorale's melody accompanied by the generator, as MIDI (the per-epoch sample)."""
+    from gan import midi
+
+    pitches, onsets = harmonise(generator, chorale.pitches[0], chorale.onsets[0], chorale.steps_per_bar, seed)
+    return midi.write_chorale(
+        pitches, onsets, tempo_bpm=SAMPLE_TEMPO_BPM, steps_per_bar=chorale.steps_per_bar
+    )
+
+
 def train(
     hp: Hyperparameters,
     paths: Paths,
@@ -307,7 +318,7 @@ def train(
 ) -> dict[str, Any]:
     """Train from scratch or from the checkpoint, report each epoch, write the model and the
     accompanied melody. Returns the last epoch's figures."""
-    from gan import metrics, midi
+    from gan import metrics
 
     config = config or ModelConfig()
     windows = Windows(splits.train, config)
@@ -331,22 +342,13 @@ def train(
         log.info("epoch %d/%d %s", epoch, hp.epochs, " ".join(f"{k}={v:.4g}" for k, v in figures.items()))
         reporter.epoch(epoch, hp.epochs, figures)
         if epoch % SAMPLE_EVERY == 0 or epoch == hp.epochs:
-            p, o = harmonise(
-                state["generator"],
-                sample_melody.pitches[0],
-                sample_melody.onsets[0],
-                sample_melody.steps_per_bar,
-                seed=hp.seed,
-            )
-            reporter.sample(
-                epoch, midi.write_chorale(p, o, tempo_bpm=100, steps_per_bar=sample_melody.steps_per_bar)
-            )
+            reporter.sample(epoch, harmonise_chorale_melody(state["generator"], sample_melody, hp.seed))
         save_checkpoint(checkpoint, state, hp)
     paths.model.mkdir(parents=True, exist_ok=True)
     torch.save(
         {
             "generator": state["generator"].state_dict(),
-            "config": config_of(state),
+            "config": state["generator"].config.to_dict(),
             "epoch": state["epoch"],
             "hyperparameters": asdict(hp),
             "metrics": figures,
@@ -354,25 +356,11 @@ def train(
         paths.model / MODEL_FILE,
     )
     if melody_midi is None:  # no melody channel: the fixed validation melody
-        final = midi.write_chorale(
-            *harmonise(
-                state["generator"],
-                sample_melody.pitches[0],
-                sample_melody.onsets[0],
-                sample_melody.steps_per_bar,
-                seed=hp.seed,
-            ),
-            tempo_bpm=100,
-            steps_per_bar=sample_melody.steps_per_bar,
-        )
+        final = harmonise_chorale_melody(state["generator"], sample_melody, hp.seed)
     else:
         final = accompany(state["generator"], melody_midi, seed=hp.seed)
     reporter.compositions({FINAL_COMPOSITION: final})
     return figures
-
-
-def config_of(state: dict[str, Any]) -> dict[str, Any]:
-    return state["generator"].config.to_dict()
 
 
 # --- the entry point -----------------------------------------------------------------------------

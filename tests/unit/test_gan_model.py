@@ -192,3 +192,24 @@ def test_decode_trades_a_parallel_fifth_for_the_next_likeliest_chord(config):
     assert voiced[:, 4:].tolist() == [[72] * 4, [65] * 4, [50] * 4]
     assert voiced[:, :4].tolist() == plain[:, :4].tolist()  # beat 1 untouched
     assert onsets[:, 4].tolist() == [False, True, True]  # the alto holds its note
+
+
+def test_generate_command_writes_a_four_track_midi_and_rejects_a_non_midi_melody(tmp_path, generator, capsys):
+    from gan import generate, midi
+
+    model = tmp_path / "model.pt"
+    torch.save({"generator": generator.state_dict(), "config": generator.config.to_dict()}, model)
+    pitches, onsets = _melody(16 * 16)
+    melody = tmp_path / "melody.mid"
+    melody.write_bytes(midi.write_chorale(pitches[None], onsets[None], tempo_bpm=72, steps_per_bar=16))
+
+    assert generate.main([str(model), str(melody), str(tmp_path / "out.mid"), "--seed", "2"]) == 0
+    written = midi.read_tracks(tmp_path / "out.mid")
+    assert written.pitches.shape == (4, 16 * 16)
+    assert np.array_equal(written.pitches[0], pitches)
+    assert written.tempo_bpm == pytest.approx(72)
+
+    (tmp_path / "notes.mid").write_text("not MIDI")
+    assert generate.main([str(model), str(tmp_path / "notes.mid"), str(tmp_path / "bad.mid")]) == 1
+    assert "not a readable MIDI file" in capsys.readouterr().err
+    assert not (tmp_path / "bad.mid").exists()

@@ -339,6 +339,8 @@ def test_reporter_writes_the_job_items_and_midi():
         assert (
             s3.get_object(Bucket=BUCKET, Key=settings.sample_key(JOB_ID, 1))["Body"].read() == b"MThd sample"
         )
+        tags = s3.get_object_tagging(Bucket=BUCKET, Key=settings.sample_key(JOB_ID, 1))["TagSet"]
+        assert tags == [{"Key": settings.SAMPLE_TAG_KEY, "Value": settings.SAMPLE_TAG_VALUE}]  # lifecycle
         assert (
             s3.get_object(Bucket=BUCKET, Key=settings.composition_key(JOB_ID, "final"))["Body"].read()
             == b"MThd final"

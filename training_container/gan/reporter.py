@@ -163,6 +163,8 @@ class AwsSink:
             Key=settings.sample_key(self.job_id, epoch),
             Body=midi,
             ContentType="audio/midi",
+            # The bucket's lifecycle rule expires samples by this tag (docs/contracts.md).
+            Tagging=settings.sample_tagging(),
         )
 
     def compositions(self, midis: Mapping[str, bytes]) -> None:

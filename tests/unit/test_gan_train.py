@@ -347,13 +347,17 @@ def test_reporter_writes_the_job_items_and_midi():
         )
 
 
-def test_reporter_never_moves_a_stopping_job_back_to_training(tmp_path):
+def test_a_job_stopped_before_its_training_began_ends_the_training_at_its_first_report(tmp_path):
+    """The stop found no training job to SIGTERM; the first report finds STOPPING and ends the
+    training, and never moves the job back to TRAINING."""
+    from gan.reporter import Stopped
     from moto import mock_aws
 
     with mock_aws():
         table = _create_job(status="STOPPING")
 
-        _aws_reporter(tmp_path).epoch(1, 3, {"generator_loss": 1.0})
+        with pytest.raises(Stopped):
+            _aws_reporter(tmp_path).epoch(1, 3, {"generator_loss": 1.0})
 
         assert table.get_item(Key=_job_key())["Item"]["status"] == "STOPPING"
 

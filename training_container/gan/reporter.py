@@ -33,7 +33,7 @@ except ModuleNotFoundError:  # run as `python -m gan.train` from training_contai
 log = logging.getLogger(__name__)
 
 # Job statuses the container moves between (the full set lives with the API's job model).
-STARTING, TRAINING = "STARTING", "TRAINING"
+STARTING, TRAINING, STOPPING = "STARTING", "TRAINING", "STOPPING"
 PROGRESS_FILE = "progress.jsonl"
 
 
@@ -84,6 +84,13 @@ class LocalSink:
         for name, midi in midis.items():
             (self.folder / f"{name}.mid").write_bytes(midi)
         self._append("compositions", names=list(midis))
+
+
+class Stopped(BaseException):
+    """The job is being stopped: SIGTERM (a stop, or a spot instance reclaimed), or a job found
+    STOPPING at its first report (stopped before its training job existed, so no SIGTERM will
+    come). A BaseException, like KeyboardInterrupt, so no `except Exception` on the way
+    (best-effort progress) swallows it."""
 
 
 class AwsSink:
@@ -155,6 +162,11 @@ class AwsSink:
             except ClientError as e:
                 if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
+                # A stop that came between STARTING and the training job's creation found no
+                # training job to stop: end here rather than train a job nobody wants.
+                item = self.table.get_item(Key=self.key, ConsistentRead=True).get("Item", {})
+                if item.get("status") == STOPPING:
+                    raise Stopped() from e
             self._training = True
 
     def sample(self, epoch: int, midi: bytes) -> None:

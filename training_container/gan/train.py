@@ -35,7 +35,7 @@ from gan import data as gan_data
 from gan.encoding import Windows
 from gan.generate import accompany, harmonise
 from gan.model import Critic, Generator, ModelConfig, as_critic_input, gradient_penalty
-from gan.reporter import Reporter
+from gan.reporter import Reporter, Stopped
 
 log = logging.getLogger("gan.train")
 
@@ -122,11 +122,6 @@ class Paths:
             melody=Path(melody) if melody else None,
             training=Path(training) if training else None,
         )
-
-
-class Stopped(BaseException):
-    """SIGTERM: the job is being stopped (or the spot instance reclaimed). A BaseException, like
-    KeyboardInterrupt, so no `except Exception` on the way (best-effort progress) swallows it."""
 
 
 def _raise_stopped(signum: int, frame: object) -> None:
@@ -414,7 +409,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         log.info("done: %s", json.dumps({k: round(v, 4) for k, v in figures.items()}))
         return 0
     except Stopped:
-        log.warning("stopped by SIGTERM; the last checkpoint is in %s", paths.checkpoints)
+        log.warning("stopped; the last checkpoint is in %s", paths.checkpoints)
         return STOP_EXIT_CODE
     except Exception as e:
         reason = f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)

@@ -33,6 +33,9 @@ test: $(STAMP) ## lint and run the whole test suite
 bench: $(STAMP) ## run the benchmarks (BENCH="api training" picks some); figures in bench/results/bench.json
 	$(PY) -m bench $(BENCH)
 
+bench-gpu: $(STAMP) ## the training throughput figures on a CUDA GPU (bench/gpu.sh)
+	bash bench/gpu.sh
+
 lint: $(STAMP) ## ruff and mypy
 	$(PY) -m ruff check .
 	$(PY) -m mypy lambdas opencomposer training_container/gan infra
@@ -63,4 +66,4 @@ destroy: $(STAMP) $(NPM_STAMP) ## delete the deployed stack and everything in it
 clean: ## remove the environment, node_modules, caches and local state
 	rm -rf $(VENV) node_modules cdk.out .opencomposer .pytest_cache .ruff_cache .mypy_cache
 
-.PHONY: help setup run serve test bench lint synth data bootstrap deploy destroy clean
+.PHONY: help setup run serve test bench bench-gpu lint synth data bootstrap deploy destroy clean

@@ -1,6 +1,6 @@
-"""moto fixtures for the handler and state-machine tests: the Jobs table (with its owner index
+"""moto fixtures: for the handler and state-machine tests, the Jobs table (with its owner index
 and stream), the artifacts bucket, and the handlers' environment, all in moto's decorator mode
-with Step Functions execution switched on."""
+with Step Functions execution switched on; for the local stack's pieces, moto's server."""
 
 from __future__ import annotations
 
@@ -63,35 +63,29 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _create_resources() -> None:
-    boto3.client("dynamodb").create_table(
-        TableName=TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": name, "AttributeType": "S"}
-            for name in (
-                settings.PARTITION_KEY,
-                settings.SORT_KEY,
-                settings.OWNER_INDEX_PARTITION_KEY,
-                settings.OWNER_INDEX_SORT_KEY,
-            )
-        ],
-        KeySchema=[
-            {"AttributeName": settings.PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": settings.SORT_KEY, "KeyType": "RANGE"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": settings.OWNER_INDEX,
-                "KeySchema": [
-                    {"AttributeName": settings.OWNER_INDEX_PARTITION_KEY, "KeyType": "HASH"},
-                    {"AttributeName": settings.OWNER_INDEX_SORT_KEY, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": settings.STREAM_VIEW_TYPE},
-    )
+    """The jobs table exactly as the local stack creates it (keys, index, stream from settings)."""
+    from opencomposer.local.resources import LocalNames, table_spec
+
+    boto3.client("dynamodb").create_table(**{**table_spec(LocalNames()), "TableName": TABLE})
     boto3.client("s3").create_bucket(Bucket=BUCKET)
+
+
+@pytest.fixture()
+def moto_server() -> Iterator[str]:
+    """moto's server on a free loopback port, as the local stack runs it; yields its URL."""
+    import urllib.request
+
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    try:
+        yield url
+    finally:
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=5)
+        server.stop()
 
 
 # --- the api handler, called as API Gateway would -------------------------------------------

@@ -13,7 +13,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from opencomposer.local.lambda_runtime import LambdaRuntime, StreamDelivery
 
@@ -55,28 +54,16 @@ def stream(event, context):
 
 
 @pytest.fixture()
-def moto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    runtime = LambdaRuntime(tmp_path, tmp_path / "logs", url)
+def moto(tmp_path: Path, moto_server: str) -> Iterator[dict[str, Any]]:
+    runtime = LambdaRuntime(tmp_path, tmp_path / "logs", moto_server)
     delivery = StreamDelivery(max_backoff_s=0.2)
     runtime.install()
     delivery.install()
     try:
-        yield {"url": url, "runtime": runtime, "delivery": delivery, "tmp": tmp_path}
+        yield {"url": moto_server, "runtime": runtime, "delivery": delivery, "tmp": tmp_path}
     finally:
         delivery.uninstall()
         runtime.uninstall()
-        boto3.client("s3", endpoint_url=url)  # keep moto import side effects symmetrical
-        import urllib.request
-
-        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=5)
-        server.stop()
 
 
 def _client(moto: dict[str, Any], service: str) -> Any:

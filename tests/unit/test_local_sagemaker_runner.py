@@ -7,7 +7,6 @@ import json
 import sys
 import tarfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from opencomposer.local.sagemaker_runner import SageMakerRunner
 
@@ -54,14 +52,8 @@ print("epoch 1/1 done")
 
 
 @pytest.fixture()
-def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
+def stack(tmp_path: Path, moto_server: str) -> Iterator[dict[str, Any]]:
+    url = moto_server
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     runner = SageMakerRunner(
@@ -86,8 +78,6 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
         }
     finally:
         runner.uninstall()
-        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=5)
-        server.stop()
 
 
 def _create(stack: dict[str, Any], name: str, mode: str = "ok", max_runtime: int = 3600) -> None:

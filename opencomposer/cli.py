@@ -5,6 +5,7 @@
     opencomposer download JOB_ID [--out DIR] | stop JOB_ID | delete JOB_ID
 
 `--api URL` (or `OPENCOMPOSER_API_URL`) picks the API; the default is the local stack.
+`status`, `list` and `metrics` print tables for people; `--json` prints the API's JSON instead.
 Exit codes: 0 done, 1 the job ended FAILED or STOPPED, 2 bad usage, 3 the API said no.
 """
 
@@ -100,6 +101,74 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(c) for c in header]] + [["-" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _number(value: Any, digits: int = 3) -> str | None:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else None
+
+
+def format_jobs(page: dict[str, Any]) -> str:
+    rows = []
+    for job in page.get("jobs", []):
+        progress = job.get("progress") or {}
+        epoch = f"{progress['epoch']}/{progress['epochs']}" if progress.get("epochs") else None
+        similarity = _number((progress.get("metrics") or {}).get("similarity"))
+        rows.append([job["job_id"], job.get("name"), job["status"], epoch, similarity, job.get("created_at")])
+    text = _table(["JOB ID", "NAME", "STATUS", "EPOCH", "SIMILARITY", "CREATED"], rows)
+    if page.get("next_token"):
+        text += f"\nmore: --next-token {page['next_token']}"
+    return text
+
+
+def format_job(job: dict[str, Any]) -> str:
+    melody = job.get("melody") or {}
+    lines = [
+        ("job", job["job_id"]),
+        ("name", job.get("name")),
+        ("status", job["status"]),
+        ("created", job.get("created_at")),
+        ("updated", job.get("updated_at")),
+        ("hyperparameters", " ".join(f"{k}={v}" for k, v in (job.get("hyperparameters") or {}).items())),
+        ("melody", melody.get("sample") or ("your MIDI file" if melody else None)),
+        ("progress", progress_line(job).split(None, 2)[-1] if job.get("progress") else None),
+        ("failure reason", job.get("failure_reason")),
+        ("model", (job.get("outputs") or {}).get("model")),
+        ("compositions", ", ".join((job.get("outputs") or {}).get("compositions") or []) or None),
+    ]
+    return "\n".join(f"{label + ':':<17}{value}" for label, value in lines if value)
+
+
+# The columns of `metrics`: the losses, the similarity index and the music metrics it is made of.
+METRIC_COLUMNS = (
+    ("generator_loss", "G loss"),
+    ("critic_loss", "C loss"),
+    ("similarity", "similarity"),
+    ("in_key_ratio", "in key"),
+    ("consonance", "consonant"),
+    ("voice_crossing", "crossed"),
+    ("parallel_fifths_octaves", "parallels"),
+    ("pitch_classes_per_bar", "pcs/bar"),
+    ("mean_note_length", "note len"),
+    ("empty_bar_rate", "empty bars"),
+)
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    rows = [
+        [epoch["epoch"], *(_number(epoch.get(key)) for key, _ in METRIC_COLUMNS)]
+        for epoch in metrics.get("epochs", [])
+    ]
+    reference = metrics.get("reference") or {}
+    if reference:
+        rows.append(["Bach", *(_number(reference.get(key)) for key, _ in METRIC_COLUMNS)])
+    return _table(["epoch", *(label for _, label in METRIC_COLUMNS)], rows)
+
+
 def run(args: argparse.Namespace) -> int:
     client = Client(args.api)
     command = args.command
@@ -108,13 +177,16 @@ def run(args: argparse.Namespace) -> int:
         print(job["job_id"])
         return wait_and_report(client, job["job_id"], args.interval) if args.wait else EXIT_OK
     if command == "status":
-        _print_json(client.get(args.job_id))
+        job = client.get(args.job_id)
+        _print_json(job) if args.json else print(format_job(job))
     elif command == "wait":
         return wait_and_report(client, args.job_id, args.interval)
     elif command == "list":
-        _print_json(client.list(status=args.status, limit=args.limit, next_token=args.next_token))
+        page = client.list(status=args.status, limit=args.limit, next_token=args.next_token)
+        _print_json(page) if args.json else print(format_jobs(page))
     elif command == "metrics":
-        _print_json(client.metrics(args.job_id))
+        metrics = client.metrics(args.job_id)
+        _print_json(metrics) if args.json else print(format_metrics(metrics))
     elif command == "download":
         target = Path(args.out) / args.job_id
         for path in client.download(args.job_id, target):
@@ -129,6 +201,9 @@ def run(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print the API's JSON, not a table"
+    )
     common.add_argument(
         "--api",
         default=argparse.SUPPRESS,
@@ -176,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.api = getattr(args, "api", None)
+    args.json = getattr(args, "json", False)
     try:
         return run(args)
     except ApiError as e:
@@ -183,6 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_API
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `opencomposer metrics ID | head`: the reader has what it wanted
+        sys.stderr.close()
+        return EXIT_OK
     except OSError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -6,6 +6,7 @@ epoch count), so every malformed request is a 400 naming the field.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -93,6 +94,19 @@ def plain(value: Any) -> Any:
     return value
 
 
+def iso_utc(timestamp: str) -> str:
+    """One timestamp form in the API, `2026-11-27T15:00:00.000Z`, whoever wrote it: the handlers,
+    the container, or the state machine's `$$.State.EnteredTime` (which moto writes as
+    `...+00:00` with microseconds)."""
+    try:
+        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return timestamp
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def job_to_api(item: dict[str, Any]) -> dict[str, Any]:
     """The job as DESIGN.md shows it; internal attributes (keys, owner) stay inside."""
     item = plain(item)
@@ -100,8 +114,8 @@ def job_to_api(item: dict[str, Any]) -> dict[str, Any]:
         "job_id": item["job_id"],
         "name": item.get("name"),
         "status": item["status"],
-        "created_at": item["created_at"],
-        "updated_at": item["updated_at"],
+        "created_at": iso_utc(item["created_at"]),
+        "updated_at": iso_utc(item["updated_at"]),
         "hyperparameters": item["hyperparameters"],
         "melody": item["melody"],
         "progress": item.get("progress"),

@@ -185,8 +185,35 @@ def test_download_fetches_every_composition_into_out_job_id(api: _Api, tmp_path:
 
 def test_list_passes_the_query(api: _Api, capsys: pytest.CaptureFixture[str]) -> None:
     api.on("GET", "/jobs?status=COMPLETED&limit=5", (200, {"jobs": [], "next_token": None}))
-    assert cli.main(["list", "--api", api.url, "--status", "COMPLETED", "--limit", "5"]) == 0
+    assert cli.main(["list", "--api", api.url, "--status", "COMPLETED", "--limit", "5", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"jobs": [], "next_token": None}
+
+
+def test_list_status_and_metrics_print_tables_for_people(
+    api: _Api, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = _job("TRAINING", epoch=2, name="my first bach", created_at="2026-11-27T15:00:00.000Z")
+    api.on("GET", "/jobs", (200, {"jobs": [job], "next_token": "abc"}))
+    api.on("GET", f"/jobs/{'a' * 32}", (200, job))
+    epoch = {"epoch": 1, "generator_loss": 1.5, "critic_loss": -0.25, "similarity": 0.8, "consonance": 0.9}
+    api.on("GET", f"/jobs/{'a' * 32}/metrics", (200, {"epochs": [epoch], "reference": {"consonance": 0.918}}))
+
+    assert cli.main(["list", "--api", api.url]) == 0
+    header, row, more = capsys.readouterr().out.splitlines()
+    assert header.split() == ["JOB", "ID", "NAME", "STATUS", "EPOCH", "SIMILARITY", "CREATED"]
+    created = "2026-11-27T15:00:00.000Z"
+    assert row.split() == ["a" * 32, "my", "first", "bach", "TRAINING", "2/4", "0.800", created]
+    assert more == "more: --next-token abc"
+
+    assert cli.main(["status", "a" * 32, "--api", api.url]) == 0
+    assert "status:          TRAINING" in capsys.readouterr().out.splitlines()
+
+    assert cli.main(["metrics", "a" * 32, "--api", api.url]) == 0
+    header, first, bach = capsys.readouterr().out.splitlines()
+    columns = [c.strip() for c in header.split("  ") if c.strip()]
+    assert columns[:5] == ["epoch", "G loss", "C loss", "similarity", "in key"]
+    assert first.split()[:4] == ["1", "1.500", "-0.250", "0.800"]
+    assert bach.split()[0] == "Bach" and "0.918" in bach.split()
 
 
 def test_stop_and_delete(api: _Api) -> None:

@@ -149,6 +149,8 @@ def test_a_job_trains_to_completed_with_its_model(machine: Machine) -> None:
     assert job["outputs"]["model"] == training.model_artifacts["S3ModelArtifacts"]
     assert job["outputs"]["model"].startswith(f"s3://{BUCKET}/{settings.model_output_prefix(job_id)}")
     assert job["failure_reason"] is None
+    # the state machine's own timestamp reaches the client in the API's one form
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", job["updated_at"])
 
 
 def test_the_training_job_gets_the_jobs_settings(machine: Machine) -> None:

@@ -113,6 +113,8 @@ def training_job_name(prefix: str, job_id: str) -> str:
 # --- Names of the handlers, as Lambda's `handler` setting --------------------------------------
 API_HANDLER = "lambdas.api.handler.lambda_handler"
 STREAM_HANDLER = "lambdas.stream.handler.lambda_handler"
+# On AWS only: the stream trigger's dead-letter queue (failed stream batches) → one more start.
+REDRIVE_HANDLER = "lambdas.redrive.handler.lambda_handler"
 
 # --- Stack outputs (`cdk deploy` prints them; the CLI's `--api` takes the API URL) ---------------
 OUTPUT_API_URL = "ApiUrl"

@@ -6,9 +6,12 @@ that fails is reported in `batchItemFailures` (partial batch response), so Lambd
 alone. A failure no retry can fix (a malformed job, an execution Step Functions refuses) also
 ends the job FAILED with the reason, conditionally, so no job waits in SUBMITTED for ever. A
 transient failure (throttling, an outage) is retried by the event source until its retry limit,
-then goes to the on-failure destination (the DLQ on AWS) with the job's keys; that job stays
-SUBMITTED until the message is redriven. A duplicate delivery is harmless: the execution name
-is the job id, so StartExecution answers ExecutionAlreadyExists, which counts as success.
+then goes to the on-failure destination (the DLQ on AWS): a record of the batch's shard and
+sequence numbers, not the records. The redrive Lambda (`lambdas/redrive/handler.py`) reads those
+records back from the stream and tries each job's start once more through `start_job`; a job
+that still cannot start ends FAILED with a reason, so no job waits in SUBMITTED. A duplicate
+delivery is harmless: the execution name is the job id, so StartExecution answers
+ExecutionAlreadyExists, which counts as success.
 """
 
 from __future__ import annotations
@@ -77,7 +80,14 @@ def record_handler(record: DynamoDBRecord) -> None:
     if not is_job_insert(record):
         logger.debug("ignored record", event_name=record.raw_event.get("eventName"))
         return
-    job = record.dynamodb.new_image if record.dynamodb else {}
+    start_job(record.dynamodb.new_image if record.dynamodb else {})
+
+
+def start_job(job: dict[str, Any]) -> None:
+    """Starts the job's execution; ExecutionAlreadyExists counts as started. What no retry can
+    fix (MalformedJobRecord, a PERMANENT_START_ERRORS answer) ends the job FAILED, then raises;
+    a transient ClientError is raised as is, for the caller to retry or settle
+    (lambdas/redrive/handler.py)."""
     try:
         payload = execution_input(job)
     except MalformedJobRecord as e:

@@ -73,6 +73,7 @@ def acknowledge(stack: OpenComposerStack) -> None:
         *(a for a in STAR_RESOURCE_REASONS if a.startswith("xray:"))))
     _ack(api.handler.role, star, _star_reason(*_XRAY))
     _ack(stream.handler.role, star, _star_reason(*_XRAY, "dynamodb:ListStreams"))
+    _ack(stream.redrive.role, star, _star_reason(*_XRAY))
 
     # --- Per-job patterns.
     for folder, why in (("input", "the melody channel SageMaker downloads; the api writes it"),
@@ -97,14 +98,11 @@ def acknowledge(stack: OpenComposerStack) -> None:
          "log streams are named after the training job: this stack's jobs only")
 
     # --- Other rules.
-    for fn in (api.handler, stream.handler):
+    for fn in (api.handler, stream.handler, stream.redrive):
         _ack(fn.function, "AwsSolutions-L1",
              "python3.12 on purpose: the Lambda asset's wheels are resolved for it by the same constant "
              "(infra/components/functions.py) and the handlers are tested on CPython 3.11/3.12; AWS "
              "supports it until 2028. Bump both together after testing on a newer Python.")
-    _ack(stream.dead_letters, "AwsSolutions-SQS3",
-         "this queue is itself the dead-letter destination (on-failure destination of the stream "
-         "event source); a DLQ of a DLQ would only move the same messages again")
     _ack(api.rest_api, "AwsSolutions-APIG2",
          "the api handler validates every request with pydantic and answers 400 naming the field in "
          "the API's error shape; an API Gateway validator would answer in another shape and duplicate "

@@ -1,5 +1,8 @@
 """The stream trigger: the stream Lambda started by the INSERT of a job item, which starts the
-job's execution; what it cannot process ends in a dead-letter queue, never silently dropped."""
+job's execution, and its failure path. A batch the event source gives up on goes to a dead-letter
+queue, whose redrive Lambda reads the batch back from the stream and starts each job once more or
+ends it FAILED; a message even the redrive cannot settle moves to the queue's own dead-letter
+queue, which raises the alarm. Nothing is silently dropped and no job stays SUBMITTED."""
 
 from __future__ import annotations
 
@@ -17,9 +20,13 @@ from infra.components.functions import PythonFunction
 from lambdas.common import settings
 
 # A stream keeps records 24 hours; a record older than this has missed its moment anyway and
-# goes to the queue, where an operator sees it (alarm below).
+# goes to the queue, whose redrive still has 18 hours to read it back.
 MAX_RECORD_AGE = Duration.hours(6)
 MAX_RETRIES = 3
+REDRIVE_TIMEOUT = Duration.seconds(60)
+# Receives of a dead letter before it moves on to the unsettled queue: a few redrive attempts
+# (each after the visibility timeout) ride out a passing DynamoDB or Streams error.
+REDRIVE_MAX_RECEIVES = 5
 
 
 class StreamTrigger(Construct):
@@ -43,12 +50,24 @@ class StreamTrigger(Construct):
         iam.Grant.add_to_principal(grantee=self.handler.function, actions=["dynamodb:UpdateItem"],
                                    resource_arns=[table.table_arn])
 
+        # Messages even the redrive could not settle (records gone from the stream, a DynamoDB
+        # error outlasting every receive): what an operator must look at.
+        self.unsettled = sqs.Queue(
+            self, "Unsettled",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
         # The on-failure destination receives the failed batch's shard and sequence numbers.
         self.dead_letters = sqs.Queue(
             self, "DeadLetters",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=Duration.days(14),
+            # AWS's advice for a Lambda-polled queue: six times the function's timeout.
+            visibility_timeout=Duration.seconds(6 * REDRIVE_TIMEOUT.to_seconds()),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.unsettled,
+                                                  max_receive_count=REDRIVE_MAX_RECEIVES),
         )
         self.handler.function.add_event_source(sources.DynamoEventSource(
             table,
@@ -61,14 +80,51 @@ class StreamTrigger(Construct):
             max_record_age=MAX_RECORD_AGE,
             on_failure=sources.SqsDlq(self.dead_letters),
         ))
-        self.dead_letter_alarm = cloudwatch.Alarm(
-            self, "DeadLettersAlarm",
-            alarm_description="A job INSERT could not start its training execution: see the "
-                              "stream handler's log and the queue's message for the record",
-            metric=self.dead_letters.metric_approximate_number_of_messages_visible(
+
+        self.redrive = PythonFunction(
+            self, "Redrive",
+            code=code,
+            handler=settings.REDRIVE_HANDLER,
+            # The stream handler's environment: the redrive runs its start_job.
+            environment={
+                settings.ENV_STATE_MACHINE_ARN: state_machine.state_machine_arn,
+                settings.ENV_TABLE: table.table_name,
+            },
+            description="opencomposer redrive: starts the jobs of failed stream batches once more, "
+                        "or ends them FAILED",
+            timeout=REDRIVE_TIMEOUT,
+            memory_size=256,
+        )
+        state_machine.grant_start_execution(self.redrive.function)
+        # Exactly what reading a failed batch back takes (grant_stream_read adds ListStreams on "*").
+        iam.Grant.add_to_principal(grantee=self.redrive.function,
+                                   actions=["dynamodb:GetShardIterator", "dynamodb:GetRecords"],
+                                   resource_arns=[self._stream_arn(table)])
+        iam.Grant.add_to_principal(grantee=self.redrive.function, actions=["dynamodb:UpdateItem"],
+                                   resource_arns=[table.table_arn])
+        self.redrive.function.add_event_source(sources.SqsEventSource(
+            self.dead_letters,
+            batch_size=5,
+            report_batch_item_failures=True,
+            # Lambda's minimum: after an outage a burst of dead letters must not throttle the
+            # very StartExecution calls it retries.
+            max_concurrency=2,
+        ))
+
+        self.unsettled_alarm = cloudwatch.Alarm(
+            self, "UnsettledAlarm",
+            alarm_description="A failed stream batch that even the redrive could not settle: its jobs "
+                              "may still be SUBMITTED. See the redrive's ERROR log for the batch",
+            metric=self.unsettled.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(5)),
             threshold=0,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=1,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
+
+    @staticmethod
+    def _stream_arn(table: dynamodb.ITable) -> str:
+        if table.table_stream_arn is None:
+            raise ValueError("the jobs table needs its stream: the stream trigger reads it")
+        return table.table_stream_arn

@@ -117,3 +117,30 @@ def test_training_role_reaches_only_job_prefixes_job_items_the_image_and_its_log
             assert all(f":log-group:{SAGEMAKER_LOG_GROUP}:" in r for r in resources)
         else:
             assert resources == ["*"] and set(actions) <= set(STAR_RESOURCE_REASONS)
+
+
+def test_redrive_reads_the_jobs_stream_consumes_its_queue_starts_executions_and_ends_jobs_only(
+    synth: Synth,
+) -> None:
+    _, function = synth.only("AWS::Lambda::Function", Handler=settings.REDRIVE_HANDLER)
+    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    granted: dict[str, set[str]] = {}
+    for policy, statement in synth.statements():
+        if role_id in synth.roles_of(policy) and statement["Effect"] == "Allow":
+            for action in as_list(statement["Action"]):
+                granted.setdefault(action, set()).update(render(r) for r in as_list(statement["Resource"]))
+    (table,) = synth.resources("AWS::DynamoDB::Table")
+    (machine,) = synth.resources("AWS::StepFunctions::StateMachine")
+    (mapping,) = [m["Properties"] for m in synth.resources("AWS::Lambda::EventSourceMapping").values()
+                  if m["Properties"]["FunctionName"] == {"Ref": synth.only(
+                      "AWS::Lambda::Function", Handler=settings.REDRIVE_HANDLER)[0]}]
+    queue = render(mapping["EventSourceArn"])
+    assert {a: r for a, r in granted.items() if a.split(":")[0] in {"dynamodb", "states"}} == {
+        "dynamodb:GetShardIterator": {f"<{table}.StreamArn>"},  # the failed batch, read back
+        "dynamodb:GetRecords": {f"<{table}.StreamArn>"},
+        "dynamodb:UpdateItem": {f"<{table}.Arn>"},  # fail_unstarted, conditional
+        "states:StartExecution": {f"<{machine}>"},
+    }
+    sqs = {a: r for a, r in granted.items() if a.startswith("sqs:")}
+    assert "sqs:DeleteMessage" in sqs and all(r == {queue} for r in sqs.values())
+    assert {a.split(":")[0] for a in granted} == {"dynamodb", "states", "sqs", "logs", "xray"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from aws_cdk.assertions import Match
 from synthesized import Synth, as_list, render
@@ -63,14 +64,20 @@ def test_artifacts_bucket_logs_access_and_expires_tagged_samples(synth: Synth) -
     assert samples["Status"] == "Enabled" and 0 < samples["ExpirationInDays"] <= 90
 
 
+def _mapping_from(synth: Synth, source_type: str) -> dict[str, Any]:
+    """The properties of the one event source mapping that reads this type of resource."""
+    (props,) = [m["Properties"] for m in synth.resources("AWS::Lambda::EventSourceMapping").values()
+                if synth.type_of(m["Properties"]["EventSourceArn"]) == source_type]
+    return props
+
+
 def test_stream_trigger_passes_only_job_inserts_and_never_drops_a_record(synth: Synth) -> None:
     synth.assertions.has_resource_properties("AWS::Lambda::EventSourceMapping", {
         "FilterCriteria": {"Filters": [{"Pattern": Match.serialized_json(settings.STREAM_FILTER_PATTERN)}]},
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
         "BisectBatchOnFunctionError": True,
     })
-    (mapping,) = synth.resources("AWS::Lambda::EventSourceMapping").values()
-    props = mapping["Properties"]
+    props = _mapping_from(synth, "AWS::DynamoDB::Table")
     assert 0 < props["MaximumRetryAttempts"] <= 10
     assert 0 < props["MaximumRecordAgeInSeconds"] <= 24 * 3600  # a stream keeps records a day
     function = synth.template["Resources"][props["FunctionName"]["Ref"]]
@@ -78,16 +85,34 @@ def test_stream_trigger_passes_only_job_inserts_and_never_drops_a_record(synth: 
     assert synth.type_of(props["EventSourceArn"]) == "AWS::DynamoDB::Table"
 
 
-def test_failed_stream_batches_go_to_an_encrypted_queue_that_raises_an_alarm(synth: Synth) -> None:
-    (mapping,) = synth.resources("AWS::Lambda::EventSourceMapping").values()
-    destination = mapping["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+def test_failed_stream_batches_are_redriven_and_what_the_redrive_cannot_settle_raises_an_alarm(
+    synth: Synth,
+) -> None:
+    # The stream's failed batches go to an encrypted queue ...
+    stream = _mapping_from(synth, "AWS::DynamoDB::Table")
+    destination = stream["DestinationConfig"]["OnFailure"]["Destination"]
     assert synth.type_of(destination) == "AWS::SQS::Queue"
     queue_id = destination["Fn::GetAtt"][0]
-    assert synth.template["Resources"][queue_id]["Properties"]["SqsManagedSseEnabled"] is True
-    alarms = [a["Properties"] for a in synth.resources("AWS::CloudWatch::Alarm").values()
-              if {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}
-              in a["Properties"].get("Dimensions", [])]
-    assert alarms and alarms[0]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    queue = synth.template["Resources"][queue_id]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    # ... which the redrive handler consumes, message by message ...
+    redrive = _mapping_from(synth, "AWS::SQS::Queue")
+    assert redrive["EventSourceArn"] == destination
+    assert redrive["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert 0 < redrive["BatchSize"] <= 10
+    function = synth.template["Resources"][redrive["FunctionName"]["Ref"]]["Properties"]
+    assert function["Handler"] == settings.REDRIVE_HANDLER
+    assert queue["VisibilityTimeout"] >= function["Timeout"]  # a message is never redriven twice at once
+    # ... and what it cannot settle moves, after a few receives, to a second queue with the alarm.
+    policy = queue["RedrivePolicy"]
+    assert 1 < policy["maxReceiveCount"] <= 10
+    unsettled_id = policy["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert unsettled_id != queue_id
+    assert synth.template["Resources"][unsettled_id]["Properties"]["SqsManagedSseEnabled"] is True
+    alarms = {render(d["Value"]): a["Properties"]["MetricName"]
+              for a in synth.resources("AWS::CloudWatch::Alarm").values()
+              for d in a["Properties"].get("Dimensions", []) if d["Name"] == "QueueName"}
+    assert alarms == {f"<{unsettled_id}.QueueName>": "ApproximateNumberOfMessagesVisible"}
 
 
 def test_state_machine_deploys_the_asl_file_as_is_with_every_placeholder_substituted(synth: Synth) -> None:
@@ -181,7 +206,7 @@ def test_no_resource_has_a_physical_name(synth: Synth) -> None:
 def test_functions_run_python_312_traced_with_their_own_log_group(synth: Synth) -> None:
     ours = [f["Properties"] for f in synth.resources("AWS::Lambda::Function").values()
             if f["Properties"].get("Handler", "").startswith("lambdas.")]
-    assert len(ours) == 2
+    assert len(ours) == 3  # api, stream, redrive
     for fn in ours:
         assert fn["Runtime"] == "python3.12"
         assert fn["TracingConfig"] == {"Mode": "Active"}

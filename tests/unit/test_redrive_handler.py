@@ -28,7 +28,7 @@ def failing_calls(failing: Failing, only: Any = None) -> Iterator[None]:
 
     def patched(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
         if operation in failing and (only is None or only(params)):
-            raise ClientError({"Error": {"Code": failing[operation], "Message": "Rate exceeded"}}, operation)
+            raise ClientError({"Error": {"Code": failing[operation], "Message": "injected by the test"}}, operation)
         return real(self, operation, params)
 
     with pytest.MonkeyPatch.context() as patch:
@@ -195,3 +195,29 @@ def test_a_message_that_is_not_an_on_failure_record_is_reported(machine: str) ->
     messages = through_the_queue({"hello": "world"})
 
     assert redrive(messages) == {"batchItemFailures": [{"itemIdentifier": messages[0]["messageId"]}]}
+
+
+def test_a_job_that_cannot_be_ended_yet_keeps_its_message_for_another_receive(machine: str) -> None:  # noqa: F811
+    job_id = call_api("POST", "/jobs").body["job_id"]
+    message = through_the_queue(on_failure_record(stream_records()))
+
+    # When both Step Functions and DynamoDB are throttled, nothing is settled and nothing is lost
+    with failing_calls({"StartExecution": "ThrottlingException", "UpdateItem": "ThrottlingException"}):
+        busy = redrive(message)
+    assert busy == {"batchItemFailures": [{"itemIdentifier": message[0]["messageId"]}]}
+    assert job_of(job_id)["status"] == "SUBMITTED"
+
+    # ... and the next receive, with AWS answering again, starts the job.
+    assert redrive(message) == {"batchItemFailures": []}
+    assert [e["name"] for e in executions(machine)] == [job_id]
+
+
+def test_a_job_no_retry_can_start_is_settled_with_what_is_wrong_with_it(machine: str) -> None:  # noqa: F811
+    put_job_item("d" * 32, "SUBMITTED", hyperparameters={"epochs": 0})
+
+    response = redrive(through_the_queue(on_failure_record(stream_records())))
+
+    assert response == {"batchItemFailures": []}
+    assert executions(machine) == []
+    job = job_of("d" * 32)
+    assert job["status"] == "FAILED" and "epochs" in job["failure_reason"]

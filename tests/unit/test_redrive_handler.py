@@ -28,7 +28,8 @@ def failing_calls(failing: Failing, only: Any = None) -> Iterator[None]:
 
     def patched(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
         if operation in failing and (only is None or only(params)):
-            raise ClientError({"Error": {"Code": failing[operation], "Message": "injected by the test"}}, operation)
+            error = {"Code": failing[operation], "Message": "injected by the test"}
+            raise ClientError({"Error": error}, operation)
         return real(self, operation, params)
 
     with pytest.MonkeyPatch.context() as patch:

@@ -103,15 +103,63 @@ def test_classes_map_rests_and_clip_out_of_range_pitches(config):
     assert to_classes(np.array([0, 36, 81, 20, 100]), config).tolist() == [0, 1, 46, 1, 46]
 
 
-def test_decode_keeps_repeated_notes_apart(config):
-    logits = torch.full((1, config.classes, 4), -10.0)
-    logits[0, 60 - config.low_pitch + 1] = 10.0  # C4 for all four steps
-    onsets = torch.tensor([[-5.0, -5.0, 5.0, -5.0]])  # a new note at step 2
+def test_decode_keeps_repeated_notes_apart_on_beats_only(config):
+    logits = torch.full((1, config.classes, 8), -10.0)
+    logits[0, 60 - config.low_pitch + 1] = 10.0  # C4 for all eight steps
+    onsets = torch.tensor([[-5.0, -5.0, 5.0, -5.0, 5.0, -5.0, -5.0, 5.0]])  # new notes at 2, 4, 7
 
     pitches, note_starts = decode(logits, onsets, config)
 
-    assert pitches.tolist() == [[60, 60, 60, 60]]
-    assert note_starts.tolist() == [[True, False, True, False]]
+    assert pitches.tolist() == [[60] * 8]
+    # Bach repeats a note on beats, not on an eighth or a 16th: only step 4 starts one.
+    assert note_starts.tolist() == [[True, False, False, False, True, False, False, False]]
+
+
+def _two_pitch_logits(config: ModelConfig, steps: int, favourite: np.ndarray) -> torch.Tensor:
+    """One voice; at each step C4 or G3 (`favourite` True: C4) is the likelier by a small margin."""
+    logits = torch.full((1, config.classes, steps), -10.0)
+    c4, g3 = 60 - config.low_pitch + 1, 55 - config.low_pitch + 1
+    logits[0, c4] = torch.where(torch.as_tensor(favourite), 2.0, 1.6)
+    logits[0, g3] = torch.where(torch.as_tensor(favourite), 1.6, 2.0)
+    return logits
+
+
+def test_decode_holds_a_note_where_the_model_flickers_on_sixteenths(config):
+    # Given an alto that the argmax would sing C4 G3 C4 G3 ... on 16ths for two beats
+    favourite = np.arange(8) % 2 == 0
+    onsets = torch.full((1, 8), -5.0)
+
+    # When it is decoded
+    pitches, note_starts = decode(_two_pitch_logits(config, 8, favourite), onsets, config)
+
+    # Then it holds one note per beat
+    assert len(set(pitches[0, :4].tolist())) == 1 and len(set(pitches[0, 4:].tolist())) == 1
+    assert note_starts[0, [1, 2, 3, 5, 6, 7]].tolist() == [False] * 6
+
+
+def test_decode_keeps_a_clear_change_on_a_beat_and_on_an_eighth(config):
+    # C4 for a beat, G3 for an eighth, C4 again from the next beat: every change is on a beat or
+    # an eighth and the model is sure of each, so nothing is smoothed away.
+    favourite = np.array([True] * 4 + [False] * 2 + [True] * 6)
+    logits = _two_pitch_logits(config, 12, favourite) * 3  # margins of 1.2 nats
+    pitches, note_starts = decode(logits, torch.full((1, 12), -5.0), config)
+
+    assert pitches.tolist() == [[60] * 4 + [55] * 2 + [60] * 6]
+    assert np.flatnonzero(note_starts[0]).tolist() == [0, 4, 6]
+
+
+def test_decode_drops_an_unsure_lone_sixteenth_and_keeps_a_sure_one_from_the_beat(config):
+    favourite = np.array([True] + [False] + [True] * 6)  # G3 on the second 16th only
+    onsets = torch.full((1, 8), -5.0)
+
+    unsure, _ = decode(_two_pitch_logits(config, 8, favourite), onsets, config)
+    sure_logits = _two_pitch_logits(config, 8, favourite)
+    sure_logits[0, 55 - config.low_pitch + 1, 1] = 9.0  # the model is certain of that G3
+    sure, _ = decode(sure_logits, onsets, config)
+
+    assert unsure.tolist() == [[60] * 8]
+    # The sure G3 sounds, starting on the beat: a change there is cheaper than on a 16th.
+    assert sure.tolist() == [[55, 55] + [60] * 6]
 
 
 def test_windows_transpose_inside_the_range(config):
@@ -192,6 +240,25 @@ def test_decode_trades_a_parallel_fifth_for_the_next_likeliest_chord(config):
     assert voiced[:, 4:].tolist() == [[72] * 4, [65] * 4, [50] * 4]
     assert voiced[:, :4].tolist() == plain[:, :4].tolist()  # beat 1 untouched
     assert onsets[:, 4].tolist() == [False, True, True]  # the alto holds its note
+
+
+def test_the_parallels_repair_changes_the_whole_note_it_replaces(config):
+    def cls(pitch: int) -> int:
+        return pitch - config.low_pitch + 1
+
+    # The tenor moves G4 → A4 on the eighth before beat 2, where the bass moves C3 → D3: a
+    # parallel fifth on the beats. The tenor's runner-up for that note is F4.
+    melody = np.array([76] * 4 + [77] * 4, dtype=np.uint8)
+    logits = torch.full((3, config.classes, 8), -10.0)
+    logits[0, cls(72)] = 5.0
+    logits[1, cls(67), :2], logits[1, cls(69), 2:], logits[1, cls(65), 2:] = 5.0, 5.0, 4.5
+    logits[2, cls(48), :4], logits[2, cls(50), 4:] = 5.0, 5.0
+
+    pitches, onsets = decode(logits, torch.full((3, 8), -5.0), config, melody=melody)
+
+    # F4 replaces the A4 from where it starts, not from the beat: no eighth-long A4 is left.
+    assert pitches[1].tolist() == [67, 67] + [65] * 6
+    assert np.flatnonzero(onsets[1]).tolist() == [0, 2]
 
 
 def test_generate_command_writes_a_four_track_midi_and_rejects_a_non_midi_melody(tmp_path, generator, capsys):

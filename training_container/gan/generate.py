@@ -4,7 +4,8 @@
 
 The generator is fully convolutional, so it runs once over the whole melody, whatever its
 length (the lab cut every melody to its first two bars). The same model, melody and seed give
-the same MIDI: the noise comes from a generator seeded with `seed`, and decoding is an argmax.
+the same MIDI: the noise comes from a generator seeded with `seed`, and decoding is deterministic
+(a Viterbi path per voice, gan.encoding.decode).
 """
 
 from __future__ import annotations
@@ -75,7 +76,14 @@ def harmonise(
     generator.eval()
     pitch_logits, onset_logits = generator(cond[None], noise)
     generator.train(was_training)
-    voices, voice_onsets = decode(pitch_logits[0, :, :, :steps], onset_logits[0, :, :steps], config, moved)
+    voices, voice_onsets = decode(
+        pitch_logits[0, :, :, :steps],
+        onset_logits[0, :, :steps],
+        config,
+        moved,
+        steps_per_bar,
+        first_bar_start,
+    )
     voices = np.where(voices > 0, np.clip(voices.astype(int) - shift, 1, 127), 0).astype(np.uint8)
     return (
         np.concatenate([melody[None].astype(np.uint8), voices]),

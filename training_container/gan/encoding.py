@@ -95,6 +95,8 @@ def smooth_lines(log_probs: np.ndarray, costs: np.ndarray) -> np.ndarray:
     transitions, so each step is O(C): the best way into a class is to stay in it or to jump from
     the best other class of the step before (https://en.wikipedia.org/wiki/Viterbi_algorithm)."""
     v, c, t = log_probs.shape
+    if t == 0:
+        return np.zeros((v, 0), dtype=np.int64)
     voices, stay = np.arange(v), np.arange(c)
     back = np.empty((t, v, c), dtype=np.int64)
     score = log_probs[:, :, 0].copy()

@@ -181,7 +181,7 @@ def test_windows_transpose_inside_the_range(config):
     assert torch.equal(batch.classes[:, 0] - batch.classes[:, 2], torch.full((64, 64), 30))  # intervals kept
 
 
-@pytest.mark.parametrize("steps", [8, 48, 256, 1000])
+@pytest.mark.parametrize("steps", [0, 8, 48, 256, 1000])
 def test_harmonise_any_length_keeps_the_melody(generator, steps):
     melody, onsets = _melody(steps)
 

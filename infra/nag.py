@@ -124,20 +124,24 @@ def _ack(construct: IConstruct, rule: str, reason: str) -> None:
     Validations.of(construct).acknowledge(Acknowledgment(id=rule, reason=reason))
 
 
-def _nag_text(stack: Stack, token: str) -> str:
-    """A token as cdk-nag writes it in finding ids: <Logical.Arn>, <AWS::Region>, joins flattened."""
-    def render(value: Any) -> str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, list):
-            return "".join(render(v) for v in value)
-        (function, argument), = value.items()
-        if function == "Ref":
-            return f"<{argument}>"
-        if function == "Fn::GetAtt":
-            return f"<{argument[0]}.{argument[1]}>"
-        if function == "Fn::Join":
-            return argument[0].join(render(v) for v in argument[1])
-        raise ValueError(f"cannot render {value!r} as cdk-nag does")
+def render(value: Any) -> str:
+    """A CloudFormation value as text, as cdk-nag writes it in finding ids: <Logical.Attr> for
+    GetAtt, <Name> for Ref (<AWS::Region>), joins flattened, a Sub's template as it stands."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(render(v) for v in value)
+    ((function, argument),) = value.items()
+    if function == "Ref":
+        return f"<{argument}>"
+    if function == "Fn::GetAtt":
+        return f"<{argument[0]}.{argument[1]}>"
+    if function == "Fn::Join":
+        return str(argument[0]).join(render(v) for v in argument[1])
+    if function == "Fn::Sub":
+        return argument if isinstance(argument, str) else str(argument[0])
+    raise ValueError(f"cannot render {value!r} as text")
 
+
+def _nag_text(stack: Stack, token: str) -> str:
     return render(stack.resolve(token))

@@ -59,21 +59,3 @@ class Synth:
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
-
-
-def render(value: Any) -> str:
-    """A CloudFormation value as text: <Logical.Attr> for GetAtt, <Name> for Ref, joins flattened."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "".join(render(v) for v in value)
-    ((function, argument),) = value.items()
-    if function == "Ref":
-        return f"<{argument}>"
-    if function == "Fn::GetAtt":
-        return f"<{argument[0]}.{argument[1]}>"
-    if function == "Fn::Join":
-        return argument[0].join(render(v) for v in argument[1])
-    if function == "Fn::Sub":
-        return argument if isinstance(argument, str) else argument[0]
-    raise AssertionError(f"no rendering for {value!r}")

@@ -6,11 +6,11 @@ import json
 import re
 
 import pytest
-from synthesized import Synth, as_list, render
+from synthesized import Synth, as_list
 
 from infra.components.training import SAGEMAKER_LOG_GROUP
 from infra.components.workflow import SAGEMAKER_SYNC_RULE
-from infra.nag import STAR_RESOURCE_REASONS
+from infra.nag import STAR_RESOURCE_REASONS, render
 from lambdas.common import settings
 
 # Managed policies are allowed on exactly these roles, each for a reason.

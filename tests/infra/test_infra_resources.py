@@ -7,10 +7,11 @@ import re
 from typing import Any
 
 from aws_cdk.assertions import Match
-from synthesized import Synth, as_list, render
+from synthesized import Synth, as_list
 
 from infra.components.paths import STATE_MACHINE_DEFINITION
 from infra.components.workflow import placeholders
+from infra.nag import render
 from lambdas.common import settings
 
 # DESIGN.md's HTTP API table, as a user reads it.

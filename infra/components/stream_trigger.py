@@ -33,14 +33,16 @@ class StreamTrigger(Construct):
     def __init__(self, scope: Construct, id: str, *, code: lambda_.Code, table: dynamodb.ITable,
                  state_machine: sfn.IStateMachine) -> None:
         super().__init__(scope, id)
+        # Both functions run the stream handler's start_job, so they read the same environment.
+        environment = {
+            settings.ENV_STATE_MACHINE_ARN: state_machine.state_machine_arn,
+            settings.ENV_TABLE: table.table_name,
+        }
         self.handler = PythonFunction(
             self, "Handler",
             code=code,
             handler=settings.STREAM_HANDLER,
-            environment={
-                settings.ENV_STATE_MACHINE_ARN: state_machine.state_machine_arn,
-                settings.ENV_TABLE: table.table_name,
-            },
+            environment=environment,
             description="opencomposer stream: starts a training execution per new job",
             timeout=Duration.seconds(60),
             memory_size=256,
@@ -85,11 +87,7 @@ class StreamTrigger(Construct):
             self, "Redrive",
             code=code,
             handler=settings.REDRIVE_HANDLER,
-            # The stream handler's environment: the redrive runs its start_job.
-            environment={
-                settings.ENV_STATE_MACHINE_ARN: state_machine.state_machine_arn,
-                settings.ENV_TABLE: table.table_name,
-            },
+            environment=environment,
             description="opencomposer redrive: starts the jobs of failed stream batches once more, "
                         "or ends them FAILED",
             timeout=REDRIVE_TIMEOUT,

@@ -14,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from lambdas.common import melodies, settings
-from lambdas.common.dal import ArtifactsStore, JobsRepository, Training, utcnow
+from lambdas.common.dal import ArtifactsStore, JobsRepository, Training
 from lambdas.common.errors import (
     ConditionFailedError,
     IdempotencyKeyReusedError,
@@ -30,6 +30,7 @@ from lambdas.common.models import (
     ListJobsQuery,
     job_to_api,
     plain,
+    utc_timestamp,
 )
 
 logger = Logger(service="opencomposer-api")
@@ -58,7 +59,7 @@ class JobService:
 
         midi, melody = _melody(request)
         job_id = uuid.uuid4().hex
-        now = utcnow()
+        now = utc_timestamp()
         job: dict[str, Any] = {
             "job_id": job_id,
             "owner": owner,

@@ -26,6 +26,7 @@ from lambdas.common.errors import (
     JobNotFoundError,
     ServiceUnavailableError,
 )
+from lambdas.common.models import utc_timestamp
 
 THROTTLING_CODES = frozenset(
     {
@@ -51,8 +52,6 @@ def table(name: str) -> Any:
     return boto3.resource("dynamodb").Table(name)
 
 
-def utcnow() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _code(error: ClientError) -> str:
@@ -194,7 +193,7 @@ class JobsRepository:
                 ExpressionAttributeNames={"#s": "status", "#o": "owner"},
                 ExpressionAttributeValues={
                     ":stopping": "STOPPING",
-                    ":now": utcnow(),
+                    ":now": utc_timestamp(),
                     ":owner": owner,
                     ":submitted": "SUBMITTED",
                     ":starting": "STARTING",
@@ -212,7 +211,7 @@ class JobsRepository:
         STOPPING → STOPPED (stopped before it started). Returns the status written, or None when
         the job had already moved on (nothing to do)."""
         for expected, final in (("SUBMITTED", "FAILED"), ("STOPPING", "STOPPED")):
-            values = {":expected": expected, ":final": final, ":now": utcnow()}
+            values = {":expected": expected, ":final": final, ":now": utc_timestamp()}
             update = "SET #s = :final, updated_at = :now"
             if final == "FAILED":
                 update += ", failure_reason = :reason"
@@ -338,7 +337,7 @@ class ArtifactsStore:
             "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=PRESIGNED_URL_SECONDS
         )
         expires = datetime.now(UTC) + timedelta(seconds=PRESIGNED_URL_SECONDS)
-        return url, expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return url, utc_timestamp(expires)
 
 
 class Training:

@@ -94,17 +94,21 @@ def plain(value: Any) -> Any:
     return value
 
 
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """The API's one timestamp form: `2026-11-27T15:00:00.000Z` (now, unless given)."""
+    moment = datetime.now(UTC) if moment is None else moment
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def iso_utc(timestamp: str) -> str:
-    """One timestamp form in the API, `2026-11-27T15:00:00.000Z`, whoever wrote it: the handlers,
-    the container, or the state machine's `$$.State.EnteredTime` (which moto writes as
-    `...+00:00` with microseconds)."""
+    """A stored timestamp in the API's form, whoever wrote it: the handlers, the container, or
+    the state machine's `$$.State.EnteredTime` (which moto writes as `...+00:00` with
+    microseconds)."""
     try:
         moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
     except ValueError:
         return timestamp
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return utc_timestamp(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def job_to_api(item: dict[str, Any]) -> dict[str, Any]:

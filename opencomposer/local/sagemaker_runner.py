@@ -171,6 +171,10 @@ class SageMakerRunner:
             if run.thread is not None:
                 run.thread.join(timeout=self.stop_grace_s + 5)
 
+    def log_path(self, training_job_name: str) -> Path:
+        """Where a training job's output lands."""
+        return self.logs_dir / f"{training_job_name}.log"
+
     def wait(self, name: str, timeout: float | None = None) -> None:
         with self._lock:
             run = self._runs.get(name)
@@ -274,7 +278,7 @@ class SageMakerRunner:
             argv += [f"--{name}", value]
 
         max_runtime = float((job.stopping_condition or {}).get("MaxRuntimeInSeconds") or 0)
-        log_path = self.logs_dir / f"{run.name}.log"
+        log_path = self.log_path(run.name)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log_file:
             log_file.write(f"Invoking: {' '.join(argv)}\n".encode())

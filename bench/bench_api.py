@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lambdas.common import settings
+from contracts import names
 from opencomposer.client import Client
 from opencomposer.local.stack import LocalStack, LocalStackOptions
 
@@ -62,7 +62,7 @@ def _time_to_starting(stack: LocalStack, client: Client) -> list[float]:
         while client.get(job_id)["status"] == "SUBMITTED":
             time.sleep(0.01)
         samples.append(time.perf_counter() - started)
-        name = settings.training_job_name(stack.names.training_job_prefix, job_id)
+        name = names.training_job_name(stack.names.training_job_prefix, job_id)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

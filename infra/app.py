@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Any
-
-# Run as a script, Python puts infra/ first on sys.path; the project root is what the app needs.
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # Node 20 here
 import aws_cdk as cdk  # noqa: E402
 
 from infra import nag  # noqa: E402
+from infra.components.paths import REPO_ROOT  # noqa: E402
 from infra.stack import STACK_NAME, OpenComposerStack  # noqa: E402
 
 CONTEXT = {
@@ -32,7 +27,7 @@ def build(**app_props: Any) -> tuple[cdk.App, OpenComposerStack]:
     acknowledged in infra/nag.py."""
     app_props["context"] = {**CONTEXT, **app_props.get("context", {})}
     if "CDK_OUTDIR" not in os.environ:  # the CLI chooses its own output folder
-        app_props.setdefault("outdir", str(ROOT / "cdk.out"))
+        app_props.setdefault("outdir", str(REPO_ROOT / "cdk.out"))
     app = cdk.App(**app_props)
     stack = OpenComposerStack(app, STACK_NAME)
     cdk.Tags.of(app).add("project", "opencomposer")

@@ -12,9 +12,9 @@ from aws_cdk import Acknowledgment, App, Stack, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
+from contracts import storage
 from infra.components.training import SAGEMAKER_LOG_GROUP
 from infra.stack import OpenComposerStack
-from lambdas.common import settings
 
 # Why each IAM statement on Resource "*" cannot be narrower (the infra tests check that these
 # are the only actions granted on "*").
@@ -58,7 +58,7 @@ def check(app: App, stack: OpenComposerStack) -> None:
 
 def acknowledge(stack: OpenComposerStack) -> None:
     bucket = _nag_text(stack, stack.artifacts.bucket.bucket_arn)
-    jobs = f"{bucket}/{settings.JOBS_PREFIX}*"
+    jobs = f"{bucket}/{storage.JOBS_PREFIX}*"
     job_names = _nag_text(stack, stack.training.job_arn_pattern)
     per_job = ("job ids are made at run time, so the job-scoped resources are a pattern under the "
                "stack's own prefix")
@@ -77,7 +77,7 @@ def acknowledge(stack: OpenComposerStack) -> None:
 
     # --- Per-job patterns.
     for folder, why in (("input", "the melody channel SageMaker downloads; the api writes it"),
-                        ("samples", f"per-epoch sample MIDI (tagged {settings.SAMPLE_TAG_KEY}): "
+                        ("samples", f"per-epoch sample MIDI (tagged {storage.SAMPLE_TAG_KEY}): "
                                     "the container writes them, the api presigns them"),
                         ("compositions", "final MIDI: the container writes it, the api presigns it")):
         for construct in (training.role, api.handler.role):

@@ -8,6 +8,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from contracts import deployment
 from infra.components.api import Api
 from infra.components.artifacts_bucket import ArtifactsBucket
 from infra.components.functions import handlers_code
@@ -16,7 +17,6 @@ from infra.components.paths import STATE_MACHINE_DEFINITION
 from infra.components.stream_trigger import StreamTrigger
 from infra.components.training import Training
 from infra.components.workflow import Workflow
-from lambdas.common import settings
 
 STACK_NAME = "OpenComposer"
 
@@ -48,8 +48,8 @@ class OpenComposerStack(Stack):
                        training_job_prefix=self.training.job_prefix,
                        training_job_arn_pattern=self.training.job_arn_pattern)
 
-        CfnOutput(self, settings.OUTPUT_API_URL, value=self.api.rest_api.url,
+        CfnOutput(self, deployment.OUTPUT_API_URL, value=self.api.rest_api.url,
                   description="Base URL of the jobs API: opencomposer --api <this URL> ...")
-        CfnOutput(self, settings.OUTPUT_BUCKET, value=bucket.bucket_name,
+        CfnOutput(self, deployment.OUTPUT_BUCKET, value=bucket.bucket_name,
                   description="Artifacts bucket: jobs/<job_id>/ holds each job's MIDI and model")
-        CfnOutput(self, settings.OUTPUT_TABLE, value=table.table_name, description="Jobs table")
+        CfnOutput(self, deployment.OUTPUT_TABLE, value=table.table_name, description="Jobs table")

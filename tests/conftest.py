@@ -10,15 +10,15 @@ import os
 
 import pytest
 
-from lambdas.common import settings
+from contracts import deployment
 
 _FAKE = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SECURITY_TOKEN": "testing",
     "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": settings.LOCAL_REGION,
-    "AWS_REGION": settings.LOCAL_REGION,
+    "AWS_DEFAULT_REGION": deployment.LOCAL_REGION,
+    "AWS_REGION": deployment.LOCAL_REGION,
     # botocore's account-id endpoints are unknown to moto (DynamoDB in decorator mode).
     "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
 }

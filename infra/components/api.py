@@ -12,8 +12,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from contracts import functions, storage
 from infra.components.functions import LOG_RETENTION, PythonFunction
-from lambdas.common import settings
 
 # DESIGN.md's HTTP API, v1: (path, methods).
 ROUTES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -42,11 +42,10 @@ class Api(Construct):
         self.handler = PythonFunction(
             self, "Handler",
             code=code,
-            handler=settings.API_HANDLER,
+            handler=functions.API.handler,
             environment={
-                settings.ENV_TABLE: table.table_name,
-                settings.ENV_BUCKET: bucket.bucket_name,
-                settings.ENV_TRAINING_JOB_PREFIX: training_job_prefix,
+                functions.ENV_TABLE: table.table_name,
+                functions.ENV_BUCKET: bucket.bucket_name,
             },
             description="opencomposer api: the REST routes of the jobs API",
             timeout=Duration.seconds(29),  # API Gateway's integration timeout
@@ -61,19 +60,19 @@ class Api(Construct):
             resource_arns=[table.table_arn])
         iam.Grant.add_to_principal(
             grantee=fn, actions=["dynamodb:Query"],
-            resource_arns=[f"{table.table_arn}/index/{settings.OWNER_INDEX}"])
+            resource_arns=[f"{table.table_arn}/index/{storage.OWNER_INDEX}"])
         # The melody in on POST, presigned GETs of compositions and samples, DELETE of a job's prefix.
         iam.Grant.add_to_principal(grantee=fn, actions=["s3:PutObject"],
-                                   resource_arns=[bucket.arn_for_objects(f"{settings.JOBS_PREFIX}*/input/*")])
+                                   resource_arns=[bucket.arn_for_objects(f"{storage.JOBS_PREFIX}*/input/*")])
         iam.Grant.add_to_principal(
             grantee=fn, actions=["s3:GetObject"],
-            resource_arns=[bucket.arn_for_objects(f"{settings.JOBS_PREFIX}*/{folder}/*")
+            resource_arns=[bucket.arn_for_objects(f"{storage.JOBS_PREFIX}*/{folder}/*")
                            for folder in ("compositions", "samples")])
         iam.Grant.add_to_principal(grantee=fn, actions=["s3:DeleteObject"],
-                                   resource_arns=[bucket.arn_for_objects(f"{settings.JOBS_PREFIX}*")])
+                                   resource_arns=[bucket.arn_for_objects(f"{storage.JOBS_PREFIX}*")])
         fn.add_to_role_policy(iam.PolicyStatement(
             actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{settings.JOBS_PREFIX}*"]}}))
+            conditions={"StringLike": {"s3:prefix": [f"{storage.JOBS_PREFIX}*"]}}))
         # POST /jobs/{id}/stop
         iam.Grant.add_to_principal(grantee=fn, actions=["sagemaker:StopTrainingJob"],
                                    resource_arns=[training_job_arn_pattern])

@@ -7,7 +7,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from lambdas.common import settings
+from contracts import storage
 
 SAMPLE_EXPIRATION = Duration.days(30)
 
@@ -38,14 +38,14 @@ class ArtifactsBucket(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-epoch-samples",
-                    # The training container tags each sample object (settings.sample_tagging()).
-                    tag_filters={settings.SAMPLE_TAG_KEY: settings.SAMPLE_TAG_VALUE},
+                    # The training container tags each sample object (storage.sample_tagging()).
+                    tag_filters={storage.SAMPLE_TAG_KEY: storage.SAMPLE_TAG_VALUE},
                     expiration=SAMPLE_EXPIRATION,
                 ),
                 # Interrupted model uploads (model.tar.gz is multipart) otherwise cost forever.
                 s3.LifecycleRule(
                     id="abort-incomplete-uploads",
-                    prefix=settings.JOBS_PREFIX,
+                    prefix=storage.JOBS_PREFIX,
                     abort_incomplete_multipart_upload_after=Duration.days(1),
                 ),
             ],

@@ -14,13 +14,14 @@ import sys
 from pathlib import Path
 
 import jsii
-from aws_cdk import BundlingOptions, Duration, ILocalBundling, RemovalPolicy
+from aws_cdk import BundlingOptions, Duration, IgnoreMode, ILocalBundling, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.components.paths import LAMBDA_REQUIREMENTS, LAMBDAS_DIR
+from contracts.functions import ASSET_PACKAGES
+from infra.components.paths import LAMBDA_REQUIREMENTS, REPO_ROOT
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.X86_64
@@ -46,16 +47,21 @@ class PipBundling:
                  "--target", str(out), "--requirement", str(LAMBDA_REQUIREMENTS)],
                 check=True,
             )
-        shutil.copytree(LAMBDAS_DIR, out / LAMBDAS_DIR.name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "requirements.txt"))
+        for package in ASSET_PACKAGES:
+            shutil.copytree(REPO_ROOT / package, out / package,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "requirements.txt"))
         # Returning True tells CDK the asset is built; Docker is never tried.
         return True
 
 
 def handlers_code() -> lambda_.Code:
-    """One asset for both functions: the handlers share `lambdas.common`."""
+    """One asset for every function: the handlers share `lambdas.common` and the contracts."""
     return lambda_.Code.from_asset(
-        str(LAMBDAS_DIR),
+        str(REPO_ROOT),
+        # .dockerignore rules: everything out, the asset's packages back in, caches out again
+        # (the asset's hash then follows exactly what it holds).
+        ignore_mode=IgnoreMode.DOCKER,
+        exclude=["*", *(f"!{package}" for package in ASSET_PACKAGES), "**/__pycache__", "**/*.pyc"],
         # mypy compares with the stub's keyword form of try_bundle, which jsii does not call.
         bundling=BundlingOptions(image=RUNTIME.bundling_image, local=PipBundling()),  # type: ignore[arg-type]
     )

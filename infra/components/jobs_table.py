@@ -7,7 +7,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from lambdas.common import settings
+from contracts import storage
 
 
 def _string_key(name: str) -> dynamodb.Attribute:
@@ -19,18 +19,18 @@ class JobsTable(Construct):
         super().__init__(scope, id)
         self.table = dynamodb.Table(
             self, "Table",
-            partition_key=_string_key(settings.PARTITION_KEY),
-            sort_key=_string_key(settings.SORT_KEY),
+            partition_key=_string_key(storage.PARTITION_KEY),
+            sort_key=_string_key(storage.SORT_KEY),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            stream=dynamodb.StreamViewType(settings.STREAM_VIEW_TYPE),
+            stream=dynamodb.StreamViewType(storage.STREAM_VIEW_TYPE),
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             removal_policy=RemovalPolicy.DESTROY,
         )
         self.table.add_global_secondary_index(
-            index_name=settings.OWNER_INDEX,
-            partition_key=_string_key(settings.OWNER_INDEX_PARTITION_KEY),
-            sort_key=_string_key(settings.OWNER_INDEX_SORT_KEY),
+            index_name=storage.OWNER_INDEX,
+            partition_key=_string_key(storage.OWNER_INDEX_PARTITION_KEY),
+            sort_key=_string_key(storage.OWNER_INDEX_SORT_KEY),
             projection_type=dynamodb.ProjectionType.ALL,
         )

@@ -8,15 +8,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LAMBDAS_DIR = REPO_ROOT / "lambdas"
 LAMBDA_REQUIREMENTS = LAMBDAS_DIR / "requirements.txt"
 STATE_MACHINE_DEFINITION = REPO_ROOT / "statemachine" / "training.asl.json"
-# The training image builds from the repository root (it copies lambdas/common/settings.py, the
-# shared names, next to the training package), with this Dockerfile...
+# The training image builds from the repository root (it copies the contracts package next to
+# the training package), with this Dockerfile...
 TRAINING_DOCKERFILE = "training_container/Dockerfile"
 # ...and a build context cut down to what that Dockerfile copies.
 TRAINING_IMAGE_CONTEXT = (
     TRAINING_DOCKERFILE,
     "training_container/requirements.txt",
     "training_container/gan",
-    "lambdas/__init__.py",
-    "lambdas/common/__init__.py",
-    "lambdas/common/settings.py",
+    "contracts",
 )

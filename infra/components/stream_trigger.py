@@ -16,8 +16,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from contracts import functions, storage
 from infra.components.functions import PythonFunction
-from lambdas.common import settings
 
 # A stream keeps records 24 hours; a record older than this has missed its moment anyway and
 # goes to the queue, whose redrive still has 18 hours to read it back.
@@ -35,13 +35,13 @@ class StreamTrigger(Construct):
         super().__init__(scope, id)
         # Both functions run the stream handler's start_job, so they read the same environment.
         environment = {
-            settings.ENV_STATE_MACHINE_ARN: state_machine.state_machine_arn,
-            settings.ENV_TABLE: table.table_name,
+            functions.ENV_STATE_MACHINE_ARN: state_machine.state_machine_arn,
+            functions.ENV_TABLE: table.table_name,
         }
         self.handler = PythonFunction(
             self, "Handler",
             code=code,
-            handler=settings.STREAM_HANDLER,
+            handler=functions.STREAM.handler,
             environment=environment,
             description="opencomposer stream: starts a training execution per new job",
             timeout=Duration.seconds(60),
@@ -75,7 +75,7 @@ class StreamTrigger(Construct):
             table,
             starting_position=lambda_.StartingPosition.TRIM_HORIZON,
             batch_size=10,
-            filters=[lambda_.FilterCriteria.filter(settings.STREAM_FILTER_PATTERN)],
+            filters=[lambda_.FilterCriteria.filter(storage.STREAM_FILTER_PATTERN)],
             report_batch_item_failures=True,
             bisect_batch_on_error=True,
             retry_attempts=MAX_RETRIES,
@@ -86,7 +86,7 @@ class StreamTrigger(Construct):
         self.redrive = PythonFunction(
             self, "Redrive",
             code=code,
-            handler=settings.REDRIVE_HANDLER,
+            handler=functions.REDRIVE.handler,
             environment=environment,
             description="opencomposer redrive: starts the jobs of failed stream batches once more, "
                         "or ends them FAILED",

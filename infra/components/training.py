@@ -14,14 +14,14 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from contracts import names, storage
 from infra.components.paths import REPO_ROOT, TRAINING_DOCKERFILE, TRAINING_IMAGE_CONTEXT
-from lambdas.common import settings
 
 # SageMaker writes every training job's logs to this one log group (streams `<job name>/...`).
 SAGEMAKER_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 JOB_ID_LENGTH = 32  # uuid4().hex
-# Training job names are `<prefix>-<job id>`, at most settings.TRAINING_JOB_NAME_MAX characters.
-MAX_PREFIX_LENGTH = settings.TRAINING_JOB_NAME_MAX - 1 - JOB_ID_LENGTH
+# Training job names are `<prefix>-<job id>`, at most names.TRAINING_JOB_NAME_MAX characters.
+MAX_PREFIX_LENGTH = names.TRAINING_JOB_NAME_MAX - 1 - JOB_ID_LENGTH
 
 
 def training_job_prefix(stack: Stack) -> str:
@@ -98,27 +98,27 @@ class Training(Construct):
 
     def _grant_artifacts(self, bucket: s3.IBucket) -> None:
         def objects(folder: str) -> str:
-            return bucket.arn_for_objects(f"{settings.JOBS_PREFIX}*/{folder}/*")
+            return bucket.arn_for_objects(f"{storage.JOBS_PREFIX}*/{folder}/*")
 
         # Inputs: the melody channel; checkpoints a spot job resumes from.
         self.role.add_to_policy(iam.PolicyStatement(
             actions=["s3:GetObject"], resources=[objects("input"), objects("checkpoints")]))
         self.role.add_to_policy(iam.PolicyStatement(
             actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{settings.JOBS_PREFIX}*"]}}))
+            conditions={"StringLike": {"s3:prefix": [f"{storage.JOBS_PREFIX}*"]}}))
         self.role.add_to_policy(iam.PolicyStatement(
             actions=["s3:PutObject"],
             resources=[objects(folder) for folder in ("samples", "compositions", "model", "checkpoints")]))
         # Samples are written with a tag (the lifecycle rule's filter), and only samples.
         self.role.add_to_policy(iam.PolicyStatement(
             actions=["s3:PutObjectTagging"], resources=[objects("samples")],
-            conditions={"ForAllValues:StringEquals": {"s3:RequestObjectTagKeys": [settings.SAMPLE_TAG_KEY]}}))
+            conditions={"ForAllValues:StringEquals": {"s3:RequestObjectTagKeys": [storage.SAMPLE_TAG_KEY]}}))
 
     def _grant_job_items(self, table: dynamodb.ITable) -> None:
         # Progress on the job item and one item per epoch, always under a job's partition key.
         self.role.add_to_policy(iam.PolicyStatement(
             actions=["dynamodb:UpdateItem", "dynamodb:PutItem"], resources=[table.table_arn],
-            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [settings.job_pk("*")]}}))
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [storage.job_pk("*")]}}))
 
     def _grant_logs_and_metrics(self, stack: Stack) -> None:
         self.log_group_arn = log_group = stack.format_arn(service="logs", resource="log-group",

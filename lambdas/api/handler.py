@@ -1,7 +1,7 @@
 """The REST API (API Gateway REST proxy events): routes, the caller's identity, error mapping.
 
 The caller is `requestContext.identity.userArn` (IAM authorization on AWS), falling back to
-`requestContext.identity.caller`; the local front door sends `userArn = settings.LOCAL_OWNER`.
+`requestContext.identity.caller`; the local front door sends `userArn = stack.LOCAL_OWNER`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from lambdas.common import melodies, settings
+from contracts import storage
+from lambdas.common import melodies
 from lambdas.common.dal import ArtifactsStore, JobsRepository, Training
 from lambdas.common.errors import (
     ConditionFailedError,
@@ -76,7 +77,7 @@ class JobService:
             job["idempotency_key"] = idempotency_key
 
         # The melody first: the job's INSERT starts training, which reads it.
-        melody_key = settings.melody_key(job_id)
+        melody_key = storage.melody_key(job_id)
         self._artifacts.put(melody_key, midi)
         idempotency = {"key": idempotency_key, "request_hash": request_hash} if idempotency_key else None
         if not self._jobs.put_job(job, idempotency):
@@ -116,8 +117,8 @@ class JobService:
 
     def compositions(self, owner: str, job_id: str) -> dict[str, Any]:
         job = self._job(job_id, owner)
-        keys = [(name, settings.composition_key(job_id, name)) for name in job.get("compositions", [])]
-        samples_prefix = settings.sample_key(job_id, 0).rsplit("/", 1)[0] + "/"
+        keys = [(name, storage.composition_key(job_id, name)) for name in job.get("compositions", [])]
+        samples_prefix = storage.sample_key(job_id, 0).rsplit("/", 1)[0] + "/"
         keys += [
             (key.rsplit("/", 1)[1].removesuffix(".mid"), key)
             for key in sorted(self._artifacts.keys(samples_prefix))
@@ -154,7 +155,7 @@ class JobService:
         job = self._job(job_id, owner)
         if job["status"] not in FINAL_STATUSES:
             raise JobStateConflictError(f"job {job_id} is {job['status']}: stop it and wait until it ends")
-        self._artifacts.delete_prefix(settings.job_prefix(job_id))
+        self._artifacts.delete_prefix(storage.job_prefix(job_id))
         self._jobs.delete_job(job)
         logger.info("job deleted", job_id=job_id)
 

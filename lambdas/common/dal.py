@@ -19,7 +19,7 @@ import boto3
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-from lambdas.common import settings
+from contracts import storage
 from lambdas.common.errors import (
     ConditionFailedError,
     InvalidFieldError,
@@ -69,12 +69,12 @@ def _raise_common(error: ClientError) -> NoReturn:
 
 
 def _job_key(job_id: str) -> dict[str, str]:
-    return {settings.PARTITION_KEY: settings.job_pk(job_id), settings.SORT_KEY: settings.JOB_SORT_KEY_VALUE}
+    return {storage.PARTITION_KEY: storage.job_pk(job_id), storage.SORT_KEY: storage.JOB_SORT_KEY_VALUE}
 
 
 def _idempotency_key(owner: str, key: str) -> dict[str, str]:
     # Not under JOB#: the item is no job, so neither the stream filter nor a job query sees it.
-    return {settings.PARTITION_KEY: f"IDEMPOTENCY#{owner}#{key}", settings.SORT_KEY: "IDEMPOTENCY"}
+    return {storage.PARTITION_KEY: f"IDEMPOTENCY#{owner}#{key}", storage.SORT_KEY: "IDEMPOTENCY"}
 
 
 class JobsRepository:
@@ -98,22 +98,22 @@ class JobsRepository:
         Returns False when the idempotency item appeared meanwhile (a concurrent POST with the
         same key won the race); the caller then answers with that job.
         """
-        item = {**_job_key(job["job_id"]), settings.ITEM_TYPE: settings.JOB_ITEM, **job}
+        item = {**_job_key(job["job_id"]), storage.ITEM_TYPE: storage.JOB_ITEM, **job}
         if idempotency is None:
             try:
-                self._table.put_item(Item=item, ConditionExpression=Attr(settings.PARTITION_KEY).not_exists())
+                self._table.put_item(Item=item, ConditionExpression=Attr(storage.PARTITION_KEY).not_exists())
             except ClientError as e:
                 _raise_common(e)
             return True
         marker = {
             **_idempotency_key(job["owner"], idempotency["key"]),
-            settings.ITEM_TYPE: IDEMPOTENCY_ITEM,
+            storage.ITEM_TYPE: IDEMPOTENCY_ITEM,
             "job_id": job["job_id"],
             "request_hash": idempotency["request_hash"],
             "created_at": job["created_at"],
         }
         # The resource's own client serialises Python values, as the Table methods do.
-        new_item = f"attribute_not_exists({settings.PARTITION_KEY})"
+        new_item = f"attribute_not_exists({storage.PARTITION_KEY})"
         try:
             self._table.meta.client.transact_write_items(
                 TransactItems=[
@@ -147,8 +147,8 @@ class JobsRepository:
         jobs: list[dict[str, Any]] = []
         while True:
             kwargs: dict[str, Any] = {
-                "IndexName": settings.OWNER_INDEX,
-                "KeyConditionExpression": Key(settings.OWNER_INDEX_PARTITION_KEY).eq(owner),
+                "IndexName": storage.OWNER_INDEX,
+                "KeyConditionExpression": Key(storage.OWNER_INDEX_PARTITION_KEY).eq(owner),
                 "ScanIndexForward": False,
                 # The filter applies after Limit, so asking for what is missing never overshoots.
                 "Limit": limit - len(jobs),
@@ -170,8 +170,8 @@ class JobsRepository:
     def list_epochs(self, job_id: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key(settings.PARTITION_KEY).eq(settings.job_pk(job_id))
-            & Key(settings.SORT_KEY).begins_with("EPOCH#")
+            "KeyConditionExpression": Key(storage.PARTITION_KEY).eq(storage.job_pk(job_id))
+            & Key(storage.SORT_KEY).begins_with("EPOCH#")
         }
         while True:
             try:
@@ -235,9 +235,9 @@ class JobsRepository:
         a failure half-way leaves a job that can be deleted again."""
         job_id = job["job_id"]
         keys = [
-            {settings.PARTITION_KEY: item[settings.PARTITION_KEY], settings.SORT_KEY: item[settings.SORT_KEY]}
+            {storage.PARTITION_KEY: item[storage.PARTITION_KEY], storage.SORT_KEY: item[storage.SORT_KEY]}
             for item in self._query_all_keys(job_id)
-            if item[settings.SORT_KEY] != settings.JOB_SORT_KEY_VALUE
+            if item[storage.SORT_KEY] != storage.JOB_SORT_KEY_VALUE
         ]
         if job.get("idempotency_key"):
             keys.append(_idempotency_key(job["owner"], job["idempotency_key"]))
@@ -251,9 +251,9 @@ class JobsRepository:
 
     def _query_all_keys(self, job_id: str) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key(settings.PARTITION_KEY).eq(settings.job_pk(job_id)),
+            "KeyConditionExpression": Key(storage.PARTITION_KEY).eq(storage.job_pk(job_id)),
             "ProjectionExpression": "#pk, #sk",
-            "ExpressionAttributeNames": {"#pk": settings.PARTITION_KEY, "#sk": settings.SORT_KEY},
+            "ExpressionAttributeNames": {"#pk": storage.PARTITION_KEY, "#sk": storage.SORT_KEY},
         }
         while True:
             try:
@@ -271,10 +271,10 @@ def _encode_token(key: dict[str, Any]) -> str:
 
 
 _TOKEN_KEYS = {
-    settings.PARTITION_KEY,
-    settings.SORT_KEY,
-    settings.OWNER_INDEX_PARTITION_KEY,
-    settings.OWNER_INDEX_SORT_KEY,
+    storage.PARTITION_KEY,
+    storage.SORT_KEY,
+    storage.OWNER_INDEX_PARTITION_KEY,
+    storage.OWNER_INDEX_SORT_KEY,
 }
 
 
@@ -289,7 +289,7 @@ def _decode_token(token: str, owner: str) -> dict[str, Any]:
         not isinstance(key, dict)
         or set(key) != _TOKEN_KEYS
         or not all(isinstance(v, str) for v in key.values())
-        or key[settings.OWNER_INDEX_PARTITION_KEY] != owner
+        or key[storage.OWNER_INDEX_PARTITION_KEY] != owner
     ):
         raise InvalidFieldError("next_token", "not a token this API returned")
     return key

@@ -7,7 +7,7 @@ from functools import cache
 
 from pydantic import BaseModel, Field
 
-from lambdas.common import settings
+from contracts import functions
 
 
 class ApiEnv(BaseModel):
@@ -24,14 +24,14 @@ class StreamEnv(BaseModel):
 @cache
 def api_env() -> ApiEnv:
     return ApiEnv(
-        table_name=os.environ.get(settings.ENV_TABLE, ""),
-        bucket_name=os.environ.get(settings.ENV_BUCKET, ""),
+        table_name=os.environ.get(functions.ENV_TABLE, ""),
+        bucket_name=os.environ.get(functions.ENV_BUCKET, ""),
     )
 
 
 @cache
 def stream_env() -> StreamEnv:
     return StreamEnv(
-        state_machine_arn=os.environ.get(settings.ENV_STATE_MACHINE_ARN, ""),
-        table_name=os.environ.get(settings.ENV_TABLE, ""),
+        state_machine_arn=os.environ.get(functions.ENV_STATE_MACHINE_ARN, ""),
+        table_name=os.environ.get(functions.ENV_TABLE, ""),
     )

@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from lambdas.common import settings
+from contracts import storage
 from lambdas.common.dal import JobsRepository, client
 from lambdas.common.env import stream_env
 from lambdas.common.models import Hyperparameters, plain
@@ -56,11 +56,11 @@ class MalformedJobRecord(ValueError):
 
 
 def is_job_insert(record: DynamoDBRecord) -> bool:
-    """settings.STREAM_FILTER_PATTERN, evaluated here."""
+    """storage.STREAM_FILTER_PATTERN, evaluated here."""
     if record.raw_event.get("eventName") != "INSERT":
         return False
     image = (record.raw_event.get("dynamodb") or {}).get("NewImage") or {}
-    return image.get(settings.ITEM_TYPE) == {"S": settings.JOB_ITEM}
+    return image.get(storage.ITEM_TYPE) == {"S": storage.JOB_ITEM}
 
 
 def execution_input(job: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lambdas.common import settings
+from contracts import names
 from lambdas.common.melodies import DEFAULT_SAMPLE
 from opencomposer.cli import DEFAULT_OUT, EXIT_API, EXIT_JOB_FAILED, ProgressPrinter
 from opencomposer.client import ApiError, Client
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         job_id = job["job_id"]
         hyperparameters = " ".join(f"{k}={v}" for k, v in job["hyperparameters"].items())
         print(f"submitted job {job_id} ({hyperparameters}, melody {DEFAULT_SAMPLE})", flush=True)
-        training_job = settings.training_job_name(stack.names.training_job_prefix, job_id)
+        training_job = names.training_job_name(stack.names.training_job_prefix, job_id)
         if stack.runner is not None:
             print(f"training log: {stack.runner.log_path(training_job)}", flush=True)
         printer = ProgressPrinter(sys.stdout)

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from lambdas.common import settings
+from contracts import deployment
 
 # The API's resources, as the REST API declares them (DESIGN's route table).
 RESOURCES = (
@@ -59,8 +59,8 @@ def build_event(
     headers: Mapping[str, str] | list[tuple[str, str]],
     body: bytes,
     source_ip: str = "127.0.0.1",
-    owner: str = settings.LOCAL_OWNER,
-    account_id: str = settings.LOCAL_ACCOUNT,
+    owner: str = deployment.LOCAL_OWNER,
+    account_id: str = deployment.LOCAL_ACCOUNT,
 ) -> dict[str, Any]:
     """An API Gateway REST API (v1) proxy event, as `AWS_PROXY` integrations receive it."""
     split = urlsplit(raw_path)

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lambdas.common import settings
+from contracts import deployment, functions, storage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ASL_PATH = REPO_ROOT / "statemachine" / "training.asl.json"
-LAMBDA_PACKAGE_DIR = REPO_ROOT / "lambdas"
 LAMBDA_RUNTIME = "python3.11"
 MAX_RUNTIME_SECONDS = 7200  # the training job's StoppingCondition (the CDK parameter's default)
 # No spot capacity on one machine: on-demand, as the CDK parameter's default; the wait limit is
@@ -35,8 +34,8 @@ class LocalNames:
     """Physical names of the local resources (CDK generates them on AWS)."""
 
     prefix: str = "opencomposer-local"
-    region: str = settings.LOCAL_REGION
-    account: str = settings.LOCAL_ACCOUNT
+    region: str = deployment.LOCAL_REGION
+    account: str = deployment.LOCAL_ACCOUNT
 
     @property
     def table(self) -> str:
@@ -82,40 +81,39 @@ def table_spec(names: LocalNames) -> dict[str, Any]:
     return {
         "TableName": names.table,
         "KeySchema": [
-            {"AttributeName": settings.PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": settings.SORT_KEY, "KeyType": "RANGE"},
+            {"AttributeName": storage.PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": storage.SORT_KEY, "KeyType": "RANGE"},
         ],
         "AttributeDefinitions": [
             {"AttributeName": name, "AttributeType": "S"}
             for name in (
-                settings.PARTITION_KEY,
-                settings.SORT_KEY,
-                settings.OWNER_INDEX_PARTITION_KEY,
-                settings.OWNER_INDEX_SORT_KEY,
+                storage.PARTITION_KEY,
+                storage.SORT_KEY,
+                storage.OWNER_INDEX_PARTITION_KEY,
+                storage.OWNER_INDEX_SORT_KEY,
             )
         ],
         "GlobalSecondaryIndexes": [
             {
-                "IndexName": settings.OWNER_INDEX,
+                "IndexName": storage.OWNER_INDEX,
                 "KeySchema": [
-                    {"AttributeName": settings.OWNER_INDEX_PARTITION_KEY, "KeyType": "HASH"},
-                    {"AttributeName": settings.OWNER_INDEX_SORT_KEY, "KeyType": "RANGE"},
+                    {"AttributeName": storage.OWNER_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": storage.OWNER_INDEX_SORT_KEY, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
             }
         ],
         "BillingMode": "PAY_PER_REQUEST",
-        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": settings.STREAM_VIEW_TYPE},
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": storage.STREAM_VIEW_TYPE},
     }
 
 
 def handler_environment(names: LocalNames) -> dict[str, str]:
     """The environment both functions get (the CDK stack sets the same variable names)."""
     return {
-        settings.ENV_TABLE: names.table,
-        settings.ENV_BUCKET: names.bucket,
-        settings.ENV_STATE_MACHINE_ARN: names.state_machine_arn,
-        settings.ENV_TRAINING_JOB_PREFIX: names.training_job_prefix,
+        functions.ENV_TABLE: names.table,
+        functions.ENV_BUCKET: names.bucket,
+        functions.ENV_STATE_MACHINE_ARN: names.state_machine_arn,
         "POWERTOOLS_SERVICE_NAME": "opencomposer",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
@@ -130,8 +128,8 @@ def function_specs(names: LocalNames) -> list[dict[str, Any]]:
         "MemorySize": 512,
     }
     return [
-        {"FunctionName": names.api_function, "Handler": settings.API_HANDLER, "Timeout": 29, **common},
-        {"FunctionName": names.stream_function, "Handler": settings.STREAM_HANDLER, "Timeout": 60, **common},
+        {"FunctionName": names.api_function, "Handler": functions.API.handler, "Timeout": 29, **common},
+        {"FunctionName": names.stream_function, "Handler": functions.STREAM.handler, "Timeout": 60, **common},
     ]
 
 
@@ -141,7 +139,7 @@ def event_source_mapping_spec(names: LocalNames, stream_arn: str) -> dict[str, A
         "FunctionName": names.stream_function,
         "StartingPosition": "TRIM_HORIZON",
         "BatchSize": 10,
-        "FilterCriteria": {"Filters": [{"Pattern": json.dumps(settings.STREAM_FILTER_PATTERN)}]},
+        "FilterCriteria": {"Filters": [{"Pattern": json.dumps(storage.STREAM_FILTER_PATTERN)}]},
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
     }
 
@@ -203,13 +201,14 @@ def resource_specs(names: LocalNames | None = None) -> dict[str, Any]:
     }
 
 
-def lambda_package(source: Path = LAMBDA_PACKAGE_DIR) -> bytes:
-    """The Lambda asset: a zip holding the `lambdas/` package (dependencies come from the venv)."""
+def lambda_package(root: Path = REPO_ROOT) -> bytes:
+    """The Lambda asset: a zip of `functions.ASSET_PACKAGES` (dependencies come from the venv)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(source.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                archive.write(path, Path(source.name) / path.relative_to(source))
+        for package in functions.ASSET_PACKAGES:
+            for path in sorted((root / package).rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".txt"):
+                    archive.write(path, path.relative_to(root))
     return buffer.getvalue()
 
 

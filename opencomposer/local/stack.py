@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lambdas.common import settings
+from contracts import deployment
 from opencomposer.local.front_door import FrontDoor
 from opencomposer.local.lambda_runtime import LambdaRuntime, StreamDelivery
 from opencomposer.local.resources import CreatedResources, LocalNames, create_all
@@ -37,7 +37,7 @@ _FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": settings.LOCAL_REGION,
+    "AWS_DEFAULT_REGION": deployment.LOCAL_REGION,
     "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
 }
 _REMOVED_ENV = ("AWS_PROFILE", "AWS_ENDPOINT_URL")
@@ -48,7 +48,7 @@ def state_dir() -> Path:
 
 
 def api_port() -> int:
-    return int(os.environ.get(ENV_PORT) or settings.DEFAULT_LOCAL_PORT)
+    return int(os.environ.get(ENV_PORT) or deployment.DEFAULT_LOCAL_PORT)
 
 
 @dataclass

@@ -11,16 +11,17 @@ from typing import Any
 import pytest
 from synthesized import Synth, as_list
 
+from contracts import functions, storage, training
 from infra.components.paths import LAMBDAS_DIR, STATE_MACHINE_DEFINITION
 from infra.components.workflow import placeholders, task_resources
-from lambdas.common import env, settings
+from lambdas.common import env
 
-SHARED_ENV_NAMES = {getattr(settings, name) for name in dir(settings) if name.startswith("ENV_")}
+SHARED_ENV_NAMES = {name for spec in functions.FUNCTIONS for name in spec.environment}
 # The parsers that read each handler's environment (lambdas/common/env.py).
-ENV_PARSERS: dict[str, Callable[[], Any]] = {settings.API_HANDLER: env.api_env,
-                                             settings.STREAM_HANDLER: env.stream_env,
+ENV_PARSERS: dict[str, Callable[[], Any]] = {functions.API.handler: env.api_env,
+                                             functions.STREAM.handler: env.stream_env,
                                              # the redrive runs the stream handler's start_job
-                                             settings.REDRIVE_HANDLER: env.stream_env}
+                                             functions.REDRIVE.handler: env.stream_env}
 HANDLERS = sorted(ENV_PARSERS)
 
 
@@ -50,7 +51,7 @@ def test_each_handler_gets_the_environment_it_reads(synth: Synth, handler: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     variables = _functions(synth)[handler]["Environment"]["Variables"]
     shared = {name for name in variables if not name.startswith("POWERTOOLS_")}
-    assert shared <= SHARED_ENV_NAMES, "an environment variable name that settings.py does not define"
+    assert shared <= SHARED_ENV_NAMES, "an environment variable name that contracts.functions does not define"
     # Given exactly the template's variables (any value), the handler's settings parse.
     for name in SHARED_ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
@@ -101,7 +102,7 @@ def test_local_event_source_mapping_matches_the_template(synth: Synth) -> None:
         assert props[key] == spec[key], key
     patterns = [[json.loads(f["Pattern"]) for f in as_list(m["FilterCriteria"]["Filters"])]
                 for m in (props, spec)]
-    assert patterns[0] == patterns[1] == [settings.STREAM_FILTER_PATTERN]
+    assert patterns[0] == patterns[1] == [storage.STREAM_FILTER_PATTERN]
 
 
 def test_local_definition_substitutions_fill_the_same_placeholders(synth: Synth) -> None:
@@ -118,6 +119,6 @@ def test_training_jobs_get_the_shared_environment_variable_names(synth: Synth) -
                     in task_resources(machine["Properties"]["DefinitionString"])
                     if resource.startswith("arn:aws:states:::sagemaker:createTrainingJob")]
     assert environments
-    expected = {settings.ENV_TRAINING_TABLE, settings.ENV_TRAINING_BUCKET, settings.ENV_TRAINING_JOB_ID}
+    expected = {training.ENV_TABLE, training.ENV_BUCKET, training.ENV_JOB_ID}
     for environment in environments:
         assert {name.removesuffix(".$") for name in environment} == expected

@@ -8,10 +8,10 @@ import re
 import pytest
 from synthesized import Synth, as_list
 
+from contracts import functions, names, storage
 from infra.components.training import SAGEMAKER_LOG_GROUP
 from infra.components.workflow import SAGEMAKER_SYNC_RULE
 from infra.nag import STAR_RESOURCE_REASONS, render
-from lambdas.common import settings
 
 # Managed policies are allowed on exactly these roles, each for a reason.
 MANAGED_POLICIES = {
@@ -77,9 +77,9 @@ def test_sagemaker_actions_reach_only_this_stacks_training_jobs(synth: Synth) ->
     # ... which are the names the state machine gives its training jobs.
     text = json.dumps(json.loads(next(iter(synth.resources("AWS::StepFunctions::StateMachine").values()))
                                  ["Properties"]["DefinitionString"]))
-    names = re.findall(r"TrainingJobName\.\$\": \"States\.Format\('([^']*)'", text)
-    assert names and all(n.startswith("${TrainingJobPrefix}-") for n in names)
-    assert len(settings.training_job_name(prefix, "0" * 32)) <= settings.TRAINING_JOB_NAME_MAX
+    formats = re.findall(r"TrainingJobName\.\$\": \"States\.Format\('([^']*)'", text)
+    assert formats and all(n.startswith("${TrainingJobPrefix}-") for n in formats)
+    assert len(names.training_job_name(prefix, "0" * 32)) <= names.TRAINING_JOB_NAME_MAX
 
 
 def test_state_machine_holds_what_sync_needs_and_the_managed_rule_only(synth: Synth) -> None:
@@ -104,12 +104,12 @@ def test_training_role_reaches_only_job_prefixes_job_items_the_image_and_its_log
         service = actions[0].split(":")[0]
         assert all(a.startswith(f"{service}:") for a in actions)
         if service == "s3" and actions != ["s3:ListBucket"]:
-            assert all(re.fullmatch(rf"<\w+\.Arn>/{settings.JOBS_PREFIX}\*/\w+/\*", r) for r in resources)
+            assert all(re.fullmatch(rf"<\w+\.Arn>/{storage.JOBS_PREFIX}\*/\w+/\*", r) for r in resources)
         elif service == "s3":
-            assert statement["Condition"] == {"StringLike": {"s3:prefix": [f"{settings.JOBS_PREFIX}*"]}}
+            assert statement["Condition"] == {"StringLike": {"s3:prefix": [f"{storage.JOBS_PREFIX}*"]}}
         elif service == "dynamodb":
             assert statement["Condition"] == {
-                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [settings.job_pk("*")]}}
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [storage.job_pk("*")]}}
             assert all(re.fullmatch(r"<\w+\.Arn>", r) for r in resources)
         elif service == "ecr" and actions != ["ecr:GetAuthorizationToken"]:
             assert all("cdk-hnb659fds-container-assets-" in r for r in resources)
@@ -122,7 +122,7 @@ def test_training_role_reaches_only_job_prefixes_job_items_the_image_and_its_log
 def test_redrive_reads_the_jobs_stream_consumes_its_queue_starts_executions_and_ends_jobs_only(
     synth: Synth,
 ) -> None:
-    _, function = synth.only("AWS::Lambda::Function", Handler=settings.REDRIVE_HANDLER)
+    _, function = synth.only("AWS::Lambda::Function", Handler=functions.REDRIVE.handler)
     role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
     granted: dict[str, set[str]] = {}
     for policy, statement in synth.statements():
@@ -133,7 +133,7 @@ def test_redrive_reads_the_jobs_stream_consumes_its_queue_starts_executions_and_
     (machine,) = synth.resources("AWS::StepFunctions::StateMachine")
     (mapping,) = [m["Properties"] for m in synth.resources("AWS::Lambda::EventSourceMapping").values()
                   if m["Properties"]["FunctionName"] == {"Ref": synth.only(
-                      "AWS::Lambda::Function", Handler=settings.REDRIVE_HANDLER)[0]}]
+                      "AWS::Lambda::Function", Handler=functions.REDRIVE.handler)[0]}]
     queue = render(mapping["EventSourceArn"])
     assert {a: r for a, r in granted.items() if a.split(":")[0] in {"dynamodb", "states"}} == {
         "dynamodb:GetShardIterator": {f"<{table}.StreamArn>"},  # the failed batch, read back

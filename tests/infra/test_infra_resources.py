@@ -9,10 +9,10 @@ from typing import Any
 from aws_cdk.assertions import Match
 from synthesized import Synth, as_list
 
+from contracts import deployment, functions, storage
 from infra.components.paths import STATE_MACHINE_DEFINITION
 from infra.components.workflow import placeholders
 from infra.nag import render
-from lambdas.common import settings
 
 # DESIGN.md's HTTP API table, as a user reads it.
 DESIGN_ROUTES = {
@@ -23,14 +23,14 @@ DESIGN_ROUTES = {
 
 def test_jobs_table_has_the_shared_keys_index_stream_recovery_and_encryption(synth: Synth) -> None:
     synth.assertions.has_resource_properties("AWS::DynamoDB::Table", {
-        "KeySchema": [{"AttributeName": settings.PARTITION_KEY, "KeyType": "HASH"},
-                      {"AttributeName": settings.SORT_KEY, "KeyType": "RANGE"}],
+        "KeySchema": [{"AttributeName": storage.PARTITION_KEY, "KeyType": "HASH"},
+                      {"AttributeName": storage.SORT_KEY, "KeyType": "RANGE"}],
         "GlobalSecondaryIndexes": [Match.object_like({
-            "IndexName": settings.OWNER_INDEX,
-            "KeySchema": [{"AttributeName": settings.OWNER_INDEX_PARTITION_KEY, "KeyType": "HASH"},
-                          {"AttributeName": settings.OWNER_INDEX_SORT_KEY, "KeyType": "RANGE"}],
+            "IndexName": storage.OWNER_INDEX,
+            "KeySchema": [{"AttributeName": storage.OWNER_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                          {"AttributeName": storage.OWNER_INDEX_SORT_KEY, "KeyType": "RANGE"}],
         })],
-        "StreamSpecification": {"StreamViewType": settings.STREAM_VIEW_TYPE},
+        "StreamSpecification": {"StreamViewType": storage.STREAM_VIEW_TYPE},
         "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
         "SSESpecification": {"SSEEnabled": True},
         "BillingMode": "PAY_PER_REQUEST",
@@ -61,7 +61,7 @@ def test_artifacts_bucket_logs_access_and_expires_tagged_samples(synth: Synth) -
     assert synth.type_of(props["LoggingConfiguration"]["DestinationBucketName"]) == "AWS::S3::Bucket"
     rules = props["LifecycleConfiguration"]["Rules"]
     (samples,) = [r for r in rules if r.get("TagFilters")]
-    assert samples["TagFilters"] == [{"Key": settings.SAMPLE_TAG_KEY, "Value": settings.SAMPLE_TAG_VALUE}]
+    assert samples["TagFilters"] == [{"Key": storage.SAMPLE_TAG_KEY, "Value": storage.SAMPLE_TAG_VALUE}]
     assert samples["Status"] == "Enabled" and 0 < samples["ExpirationInDays"] <= 90
 
 
@@ -74,7 +74,7 @@ def _mapping_from(synth: Synth, source_type: str) -> dict[str, Any]:
 
 def test_stream_trigger_passes_only_job_inserts_and_never_drops_a_record(synth: Synth) -> None:
     synth.assertions.has_resource_properties("AWS::Lambda::EventSourceMapping", {
-        "FilterCriteria": {"Filters": [{"Pattern": Match.serialized_json(settings.STREAM_FILTER_PATTERN)}]},
+        "FilterCriteria": {"Filters": [{"Pattern": Match.serialized_json(storage.STREAM_FILTER_PATTERN)}]},
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
         "BisectBatchOnFunctionError": True,
     })
@@ -82,7 +82,7 @@ def test_stream_trigger_passes_only_job_inserts_and_never_drops_a_record(synth: 
     assert 0 < props["MaximumRetryAttempts"] <= 10
     assert 0 < props["MaximumRecordAgeInSeconds"] <= 24 * 3600  # a stream keeps records a day
     function = synth.template["Resources"][props["FunctionName"]["Ref"]]
-    assert function["Properties"]["Handler"] == settings.STREAM_HANDLER
+    assert function["Properties"]["Handler"] == functions.STREAM.handler
     assert synth.type_of(props["EventSourceArn"]) == "AWS::DynamoDB::Table"
 
 
@@ -102,7 +102,7 @@ def test_failed_stream_batches_are_redriven_and_what_the_redrive_cannot_settle_r
     assert redrive["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert 0 < redrive["BatchSize"] <= 10
     function = synth.template["Resources"][redrive["FunctionName"]["Ref"]]["Properties"]
-    assert function["Handler"] == settings.REDRIVE_HANDLER
+    assert function["Handler"] == functions.REDRIVE.handler
     assert queue["VisibilityTimeout"] >= function["Timeout"]  # a message is never redriven twice at once
     # ... and what it cannot settle moves, after a few receives, to a second queue with the alarm.
     policy = queue["RedrivePolicy"]
@@ -156,7 +156,7 @@ def test_every_api_route_of_the_design_requires_iam_auth_and_reaches_the_api_han
 
     methods = [m["Properties"] for m in synth.resources("AWS::ApiGateway::Method").values()]
     assert {(m["HttpMethod"], path(m["ResourceId"])) for m in methods} == DESIGN_ROUTES
-    api_function_id, _ = synth.only("AWS::Lambda::Function", Handler=settings.API_HANDLER)
+    api_function_id, _ = synth.only("AWS::Lambda::Function", Handler=functions.API.handler)
     for method in methods:
         assert method["AuthorizationType"] == "AWS_IAM"
         assert method["Integration"]["Type"] == "AWS_PROXY"
@@ -187,10 +187,10 @@ def test_api_gateway_errors_keep_the_api_error_shape(synth: Synth) -> None:
 
 def test_outputs_name_the_api_url_bucket_and_table(synth: Synth) -> None:
     outputs = synth.template["Outputs"]
-    assert set(outputs) == {settings.OUTPUT_API_URL, settings.OUTPUT_BUCKET, settings.OUTPUT_TABLE}
-    assert render(outputs[settings.OUTPUT_API_URL]["Value"]).startswith("https://")
-    assert synth.type_of(outputs[settings.OUTPUT_BUCKET]["Value"]) == "AWS::S3::Bucket"
-    assert synth.type_of(outputs[settings.OUTPUT_TABLE]["Value"]) == "AWS::DynamoDB::Table"
+    assert set(outputs) == {deployment.OUTPUT_API_URL, deployment.OUTPUT_BUCKET, deployment.OUTPUT_TABLE}
+    assert render(outputs[deployment.OUTPUT_API_URL]["Value"]).startswith("https://")
+    assert synth.type_of(outputs[deployment.OUTPUT_BUCKET]["Value"]) == "AWS::S3::Bucket"
+    assert synth.type_of(outputs[deployment.OUTPUT_TABLE]["Value"]) == "AWS::DynamoDB::Table"
 
 
 def test_no_resource_has_a_physical_name(synth: Synth) -> None:
@@ -228,5 +228,5 @@ def test_training_image_context_holds_what_the_dockerfile_copies_and_nothing_els
     for source in sources:
         assert (context / source).exists(), f"the Dockerfile copies {source}, missing from the build context"
     staged = {p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()}
-    assert all(p.startswith(("training_container/", "lambdas/")) for p in staged), staged
+    assert all(p.startswith(("training_container/", "contracts/")) for p in staged), staged
     assert not any("__pycache__" in p for p in staged)

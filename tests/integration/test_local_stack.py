@@ -17,7 +17,7 @@ from typing import Any
 import pretty_midi
 import pytest
 
-from lambdas.common import settings
+from contracts import names, storage
 from opencomposer.client import Client
 from opencomposer.local.stack import LocalStack, LocalStackOptions
 
@@ -119,7 +119,7 @@ def test_a_tiny_job_completes_and_its_midi_accompanies_the_submitted_melody(
     assert all(instrument.notes for instrument in final.instruments)
     assert _notes_in_beats(final, 0) == MELODY
     training_log = (
-        stack.logs_dir / f"{settings.training_job_name(stack.names.training_job_prefix, job['job_id'])}.log"
+        stack.logs_dir / f"{names.training_job_name(stack.names.training_job_prefix, job['job_id'])}.log"
     )
     assert training_log.exists()
 
@@ -135,7 +135,7 @@ def test_a_job_whose_training_fails_ends_failed_with_the_trainings_reason(
     try:
         job = client.submit({"hyperparameters": TINY})
         stack.client("s3").put_object(
-            Bucket=stack.names.bucket, Key=settings.melody_key(job["job_id"]), Body=b"this is not MIDI"
+            Bucket=stack.names.bucket, Key=storage.melody_key(job["job_id"]), Body=b"this is not MIDI"
         )
     finally:
         lam.update_event_source_mapping(UUID=stack.resources.mapping_uuid, Enabled=True)
@@ -152,7 +152,7 @@ def test_a_job_whose_training_fails_ends_failed_with_the_trainings_reason(
 def test_stop_really_stops_the_training(stack: LocalStack, client: Client) -> None:
     # Given a long job whose training process is running
     job = client.submit({"hyperparameters": {"epochs": 500, "batch_size": 16, "update_ratio": 1}})
-    name = settings.training_job_name(stack.names.training_job_prefix, job["job_id"])
+    name = names.training_job_name(stack.names.training_job_prefix, job["job_id"])
     sagemaker = stack.client("sagemaker")
     deadline = time.monotonic() + 60
     while True:

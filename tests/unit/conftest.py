@@ -15,7 +15,8 @@ from typing import Any
 import boto3
 import pytest
 
-from lambdas.common import dal, env, settings
+from contracts import deployment, functions, storage
+from lambdas.common import dal, env
 
 TABLE = "jobs-test"
 BUCKET = "artifacts-test"
@@ -29,7 +30,7 @@ class FakeContext:
     function_name: str = "api"
     memory_limit_in_mb: int = 512
     invoked_function_arn: str = (
-        f"arn:aws:lambda:{settings.LOCAL_REGION}:{settings.LOCAL_ACCOUNT}:function:api"
+        f"arn:aws:lambda:{deployment.LOCAL_REGION}:{deployment.LOCAL_ACCOUNT}:function:api"
     )
     aws_request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
@@ -46,12 +47,11 @@ def _clear_caches() -> None:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv(settings.ENV_TABLE, TABLE)
-    monkeypatch.setenv(settings.ENV_BUCKET, BUCKET)
-    monkeypatch.setenv(settings.ENV_TRAINING_JOB_PREFIX, TRAINING_JOB_PREFIX)
+    monkeypatch.setenv(functions.ENV_TABLE, TABLE)
+    monkeypatch.setenv(functions.ENV_BUCKET, BUCKET)
     monkeypatch.setenv(
-        settings.ENV_STATE_MACHINE_ARN,
-        f"arn:aws:states:{settings.LOCAL_REGION}:{settings.LOCAL_ACCOUNT}:stateMachine:training",
+        functions.ENV_STATE_MACHINE_ARN,
+        f"arn:aws:states:{deployment.LOCAL_REGION}:{deployment.LOCAL_ACCOUNT}:stateMachine:training",
     )
     from moto import mock_aws  # here, so the other unit tests do not pay for importing moto
 
@@ -104,7 +104,7 @@ def call_api(
     raw_body: str | None = None,
     headers: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
-    owner: str | None = settings.LOCAL_OWNER,
+    owner: str | None = deployment.LOCAL_OWNER,
     base64_body: bool = False,
 ) -> ApiResponse:
     from lambdas.api.handler import lambda_handler
@@ -157,14 +157,14 @@ def bucket_keys() -> list[str]:
     return [obj["Key"] for obj in boto3.client("s3").list_objects_v2(Bucket=BUCKET).get("Contents", [])]
 
 
-def put_job_item(job_id: str, status: str, owner: str = settings.LOCAL_OWNER, **extra: Any) -> None:
+def put_job_item(job_id: str, status: str, owner: str = deployment.LOCAL_OWNER, **extra: Any) -> None:
     """A job as it looks later in its life (written by the state machine and the container)."""
     now = "2026-11-27T15:00:00.000Z"
     boto3.resource("dynamodb").Table(TABLE).put_item(
         Item={
-            settings.PARTITION_KEY: settings.job_pk(job_id),
-            settings.SORT_KEY: settings.JOB_SORT_KEY_VALUE,
-            settings.ITEM_TYPE: settings.JOB_ITEM,
+            storage.PARTITION_KEY: storage.job_pk(job_id),
+            storage.SORT_KEY: storage.JOB_SORT_KEY_VALUE,
+            storage.ITEM_TYPE: storage.JOB_ITEM,
             "job_id": job_id,
             "owner": owner,
             "status": status,

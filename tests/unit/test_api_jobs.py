@@ -13,7 +13,8 @@ import mido
 import pytest
 from botocore.exceptions import ClientError
 
-from lambdas.common import melodies, settings
+from contracts import deployment, storage
+from lambdas.common import melodies
 from lambdas.common.dal import JobsRepository
 from tests.unit.conftest import BUCKET, TABLE, bucket_keys, call_api, put_job_item, table_items
 
@@ -33,7 +34,7 @@ def midi_base64(notes: list[int]) -> str:
 
 
 def stored_melody(job_id: str) -> mido.MidiFile:
-    body = boto3.client("s3").get_object(Bucket=BUCKET, Key=settings.melody_key(job_id))["Body"].read()
+    body = boto3.client("s3").get_object(Bucket=BUCKET, Key=storage.melody_key(job_id))["Body"].read()
     return mido.MidiFile(file=io.BytesIO(body))
 
 
@@ -71,7 +72,7 @@ def test_post_fills_in_the_missing_hyperparameters_and_keeps_the_given_ones(aws:
     assert job["name"] == "my-first bach_1"
     assert job["hyperparameters"] == {**DEFAULTS, "epochs": 3, "seed": 7}
     [item] = [i for i in table_items() if i["sk"] == "JOB"]
-    assert item["item_type"] == "job" and item["owner"] == settings.LOCAL_OWNER
+    assert item["item_type"] == "job" and item["owner"] == deployment.LOCAL_OWNER
     assert item["hyperparameters"]["epochs"] == 3 and item["hyperparameters"]["batch_size"] == 64
 
 
@@ -213,7 +214,7 @@ def test_a_post_that_loses_the_idempotency_race_returns_the_winner_and_keeps_not
 
     # Then it answers with the winner's job and leaves no second melody behind
     assert response.status == 202 and response.body["job_id"] == winner["job_id"]
-    assert bucket_keys() == [settings.melody_key(winner["job_id"])]
+    assert bucket_keys() == [storage.melody_key(winner["job_id"])]
 
 
 def _none_then_real(real: Any) -> Any:
@@ -384,8 +385,8 @@ def test_metrics_lists_every_epoch_in_order_with_bachs_reference(aws: None) -> N
     for epoch in (2, 1, 10):
         table.put_item(
             Item={
-                "pk": settings.job_pk(job_id),
-                "sk": settings.epoch_sk(epoch),
+                "pk": storage.job_pk(job_id),
+                "sk": storage.epoch_sk(epoch),
                 "item_type": "epoch",
                 "epoch": epoch,
                 "metrics": {"generator_loss": -epoch, "critic_loss": 1, "similarity": Decimal("0.25")},
@@ -425,9 +426,9 @@ def test_compositions_list_the_final_midi_and_the_epoch_samples_as_presigned_url
     put_job_item(job_id, "COMPLETED", compositions=["final"])
     s3 = boto3.client("s3")
     for key in (
-        settings.composition_key(job_id, "final"),
-        settings.sample_key(job_id, 10),
-        settings.sample_key(job_id, 5),
+        storage.composition_key(job_id, "final"),
+        storage.sample_key(job_id, 10),
+        storage.sample_key(job_id, 5),
     ):
         s3.put_object(Bucket=BUCKET, Key=key, Body=b"MThd")
 
@@ -435,7 +436,7 @@ def test_compositions_list_the_final_midi_and_the_epoch_samples_as_presigned_url
 
     assert [c["name"] for c in listed] == ["final", "epoch-0005", "epoch-0010"]
     final = urlparse(listed[0]["url"])
-    assert final.path.endswith(settings.composition_key(job_id, "final"))
+    assert final.path.endswith(storage.composition_key(job_id, "final"))
     assert "X-Amz-Signature" in parse_qs(final.query) or "Signature" in parse_qs(final.query)
     assert listed[0]["expires_at"].endswith("Z")
 
@@ -510,22 +511,22 @@ def test_delete_of_a_finished_job_removes_its_items_and_objects_only(aws: None) 
     job_id = call_api("POST", "/jobs", headers={"Idempotency-Key": "del"}).body["job_id"]
     table = boto3.resource("dynamodb").Table(TABLE)
     table.update_item(
-        Key={"pk": settings.job_pk(job_id), "sk": "JOB"},
+        Key={"pk": storage.job_pk(job_id), "sk": "JOB"},
         UpdateExpression="SET #s = :c",
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues={":c": "COMPLETED"},
     )
     table.put_item(
-        Item={"pk": settings.job_pk(job_id), "sk": settings.epoch_sk(1), "item_type": "epoch", "epoch": 1}
+        Item={"pk": storage.job_pk(job_id), "sk": storage.epoch_sk(1), "item_type": "epoch", "epoch": 1}
     )
-    boto3.client("s3").put_object(Bucket=BUCKET, Key=settings.composition_key(job_id, "final"), Body=b"x")
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=storage.composition_key(job_id, "final"), Body=b"x")
 
     response = call_api("DELETE", f"/jobs/{job_id}")
 
     assert response.status == 204 and response.body is None
     assert call_api("GET", f"/jobs/{job_id}").status == 404
     assert [i["job_id"] for i in table_items()] == [keep]
-    assert bucket_keys() == [settings.melody_key(keep)]
+    assert bucket_keys() == [storage.melody_key(keep)]
     # The key is free again: a new POST with it creates a new job.
     assert call_api("POST", "/jobs", headers={"Idempotency-Key": "del"}).body["job_id"] != job_id
 

@@ -30,7 +30,7 @@ from gan.train import (
     train,
 )
 
-from lambdas.common import settings
+from contracts import storage, training
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE, BUCKET, JOB_ID = "jobs", "artifacts", "0123456789abcdef0123456789abcdef"
@@ -183,9 +183,9 @@ def test_a_real_short_training_writes_a_model_progress_and_midi_to_dynamodb_and_
     env = {
         **_sagemaker_env(tmp_path, melody=melody),
         "SM_HPS": json.dumps({"epochs": "2", "update_ratio": "2", "batch_size": "16", "seed": "4"}),
-        settings.ENV_TRAINING_TABLE: TABLE,
-        settings.ENV_TRAINING_BUCKET: BUCKET,
-        settings.ENV_TRAINING_JOB_ID: JOB_ID,
+        training.ENV_TABLE: TABLE,
+        training.ENV_BUCKET: BUCKET,
+        training.ENV_JOB_ID: JOB_ID,
     }
     with mock_aws():
         table = _create_job(status="STARTING")
@@ -201,13 +201,13 @@ def test_a_real_short_training_writes_a_model_progress_and_midi_to_dynamodb_and_
         assert job["compositions"] == ["final"]
         epochs = table.query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :e)",
-            ExpressionAttributeValues={":pk": settings.job_pk(JOB_ID), ":e": "EPOCH#"},
+            ExpressionAttributeValues={":pk": storage.job_pk(JOB_ID), ":e": "EPOCH#"},
         )["Items"]
         assert [int(e["epoch"]) for e in epochs] == [1, 2]
         assert {"generator_loss", "critic_loss", "consonance", "in_key_ratio"} <= set(epochs[0]["metrics"])
         s3 = boto3.client("s3")
-        final = s3.get_object(Bucket=BUCKET, Key=settings.composition_key(JOB_ID, "final"))["Body"].read()
-        s3.head_object(Bucket=BUCKET, Key=settings.sample_key(JOB_ID, 2))
+        final = s3.get_object(Bucket=BUCKET, Key=storage.composition_key(JOB_ID, "final"))["Body"].read()
+        s3.head_object(Bucket=BUCKET, Key=storage.sample_key(JOB_ID, 2))
 
     tracks = midi.read_tracks(final)
     melody_in = midi.read_melody(melody)
@@ -275,7 +275,7 @@ def test_sigterm_stops_training_promptly(tmp_path):
 
 
 def _job_key() -> dict[str, str]:
-    return {settings.PARTITION_KEY: settings.job_pk(JOB_ID), settings.SORT_KEY: settings.JOB_SORT_KEY_VALUE}
+    return {storage.PARTITION_KEY: storage.job_pk(JOB_ID), storage.SORT_KEY: storage.JOB_SORT_KEY_VALUE}
 
 
 def _create_job(status: str):
@@ -289,7 +289,7 @@ def _create_job(status: str):
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     if status:
         table.put_item(
-            Item={**_job_key(), settings.ITEM_TYPE: settings.JOB_ITEM, "job_id": JOB_ID, "status": status}
+            Item={**_job_key(), storage.ITEM_TYPE: storage.JOB_ITEM, "job_id": JOB_ID, "status": status}
         )
     return table
 
@@ -298,9 +298,9 @@ def _aws_reporter(tmp_path: Path) -> Reporter:
     return Reporter.from_env(
         tmp_path,
         {
-            settings.ENV_TRAINING_TABLE: TABLE,
-            settings.ENV_TRAINING_BUCKET: BUCKET,
-            settings.ENV_TRAINING_JOB_ID: JOB_ID,
+            training.ENV_TABLE: TABLE,
+            training.ENV_BUCKET: BUCKET,
+            training.ENV_JOB_ID: JOB_ID,
         },
     )
 
@@ -331,18 +331,18 @@ def test_reporter_writes_the_job_items_and_midi():
         }
         assert job["compositions"] == ["final"]
         assert job["updated_at"].endswith("Z")
-        item = table.get_item(Key={"pk": settings.job_pk(JOB_ID), "sk": settings.epoch_sk(1)})["Item"]
-        assert item[settings.ITEM_TYPE] == settings.EPOCH_ITEM and item["metrics"][
+        item = table.get_item(Key={"pk": storage.job_pk(JOB_ID), "sk": storage.epoch_sk(1)})["Item"]
+        assert item[storage.ITEM_TYPE] == storage.EPOCH_ITEM and item["metrics"][
             "generator_loss"
         ] == Decimal("1.5")
         s3 = boto3.client("s3")
         assert (
-            s3.get_object(Bucket=BUCKET, Key=settings.sample_key(JOB_ID, 1))["Body"].read() == b"MThd sample"
+            s3.get_object(Bucket=BUCKET, Key=storage.sample_key(JOB_ID, 1))["Body"].read() == b"MThd sample"
         )
-        tags = s3.get_object_tagging(Bucket=BUCKET, Key=settings.sample_key(JOB_ID, 1))["TagSet"]
-        assert tags == [{"Key": settings.SAMPLE_TAG_KEY, "Value": settings.SAMPLE_TAG_VALUE}]  # lifecycle
+        tags = s3.get_object_tagging(Bucket=BUCKET, Key=storage.sample_key(JOB_ID, 1))["TagSet"]
+        assert tags == [{"Key": storage.SAMPLE_TAG_KEY, "Value": storage.SAMPLE_TAG_VALUE}]  # lifecycle
         assert (
-            s3.get_object(Bucket=BUCKET, Key=settings.composition_key(JOB_ID, "final"))["Body"].read()
+            s3.get_object(Bucket=BUCKET, Key=storage.composition_key(JOB_ID, "final"))["Body"].read()
             == b"MThd final"
         )
 

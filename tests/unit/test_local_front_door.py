@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lambdas.common import settings
+from contracts import deployment
 from opencomposer.local.front_door import FrontDoor, build_event, match_resource, proxy_response
 
 
@@ -34,7 +34,7 @@ def test_event_has_the_rest_proxy_shape_with_path_parameters_query_and_local_ide
     assert event["multiValueHeaders"]["X-Multi"] == ["1", "2"]
     assert event["body"] is None and event["isBase64Encoded"] is False
     identity = event["requestContext"]["identity"]
-    assert identity["userArn"] == settings.LOCAL_OWNER and identity["caller"] == settings.LOCAL_OWNER
+    assert identity["userArn"] == deployment.LOCAL_OWNER and identity["caller"] == deployment.LOCAL_OWNER
     assert identity["sourceIp"] == "127.0.0.9"
     assert event["requestContext"]["resourcePath"] == "/jobs/{job_id}/metrics"
     assert event["requestContext"]["httpMethod"] == "GET"

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambdas.common import settings
+from contracts import deployment, functions, storage
 from opencomposer.local.resources import (
     ASL_PATH,
     LocalNames,
@@ -51,34 +51,33 @@ def test_specs_come_from_the_shared_settings() -> None:
     specs = resource_specs()
 
     table = specs["table"]
-    assert [k["AttributeName"] for k in table["KeySchema"]] == [settings.PARTITION_KEY, settings.SORT_KEY]
-    assert table["GlobalSecondaryIndexes"][0]["IndexName"] == settings.OWNER_INDEX
-    assert table["StreamSpecification"]["StreamViewType"] == settings.STREAM_VIEW_TYPE
+    assert [k["AttributeName"] for k in table["KeySchema"]] == [storage.PARTITION_KEY, storage.SORT_KEY]
+    assert table["GlobalSecondaryIndexes"][0]["IndexName"] == storage.OWNER_INDEX
+    assert table["StreamSpecification"]["StreamViewType"] == storage.STREAM_VIEW_TYPE
     handlers = {f["Handler"] for f in specs["functions"]}
-    assert handlers == {settings.API_HANDLER, settings.STREAM_HANDLER}
+    assert handlers == {functions.API.handler, functions.STREAM.handler}
     for function in specs["functions"]:
         assert set(function["Environment"]["Variables"]) >= {
-            settings.ENV_TABLE,
-            settings.ENV_BUCKET,
-            settings.ENV_STATE_MACHINE_ARN,
-            settings.ENV_TRAINING_JOB_PREFIX,
+            functions.ENV_TABLE,
+            functions.ENV_BUCKET,
+            functions.ENV_STATE_MACHINE_ARN,
         }
     mapping = specs["event_source_mapping"]
-    assert json.loads(mapping["FilterCriteria"]["Filters"][0]["Pattern"]) == settings.STREAM_FILTER_PATTERN
+    assert json.loads(mapping["FilterCriteria"]["Filters"][0]["Pattern"]) == storage.STREAM_FILTER_PATTERN
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
 def test_the_lambda_package_holds_the_handlers() -> None:
     with zipfile.ZipFile(io.BytesIO(lambda_package())) as archive:
         names = set(archive.namelist())
-    assert {"lambdas/api/handler.py", "lambdas/stream/handler.py", "lambdas/common/settings.py"} <= names
+    assert {"lambdas/api/handler.py", "lambdas/stream/handler.py", "contracts/storage.py"} <= names
     assert not any("__pycache__" in n for n in names)
 
 
 @pytest.fixture()
 def aws() -> Iterator[Any]:
     with mock_aws():
-        yield boto3.session.Session(region_name=settings.LOCAL_REGION)
+        yield boto3.session.Session(region_name=deployment.LOCAL_REGION)
 
 
 def test_create_all_makes_every_resource(aws: Any) -> None:
@@ -87,16 +86,16 @@ def test_create_all_makes_every_resource(aws: Any) -> None:
     created = create_all(aws, endpoint_url=None, names=names)  # type: ignore[arg-type]
 
     table = aws.client("dynamodb").describe_table(TableName=names.table)["Table"]
-    assert table["StreamSpecification"]["StreamViewType"] == settings.STREAM_VIEW_TYPE
-    assert table["GlobalSecondaryIndexes"][0]["IndexName"] == settings.OWNER_INDEX
+    assert table["StreamSpecification"]["StreamViewType"] == storage.STREAM_VIEW_TYPE
+    assert table["GlobalSecondaryIndexes"][0]["IndexName"] == storage.OWNER_INDEX
     aws.client("s3").head_bucket(Bucket=names.bucket)
     machine = aws.client("stepfunctions").describe_state_machine(stateMachineArn=created.state_machine_arn)
     assert machine["definition"] == render_definition(ASL_PATH.read_text(), definition_substitutions(names))
     assert created.state_machine_arn == names.state_machine_arn
     lam = aws.client("lambda")
     api = lam.get_function_configuration(FunctionName=names.api_function)
-    assert api["Handler"] == settings.API_HANDLER
-    assert api["Environment"]["Variables"][settings.ENV_TABLE] == names.table
+    assert api["Handler"] == functions.API.handler
+    assert api["Environment"]["Variables"][functions.ENV_TABLE] == names.table
     mapping = lam.get_event_source_mapping(UUID=created.mapping_uuid)
     assert mapping["EventSourceArn"] == created.stream_arn
     assert mapping["FunctionArn"].endswith(names.stream_function)

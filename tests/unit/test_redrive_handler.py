@@ -14,7 +14,7 @@ import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from lambdas.common import settings
+from contracts import deployment, storage
 from tests.unit.conftest import TABLE, FakeContext, call_api, deliver, put_job_item, stream_records
 from tests.unit.test_stream_handler import executions, machine  # noqa: F401 (fixture)
 
@@ -48,7 +48,9 @@ def on_failure_record(records: list[dict[str, Any]]) -> dict[str, Any]:
         "timestamp": "2026-11-27T21:00:00.000Z",
         "requestContext": {
             "requestId": str(uuid.uuid4()),
-            "functionArn": f"arn:aws:lambda:{settings.LOCAL_REGION}:{settings.LOCAL_ACCOUNT}:function:stream",
+            "functionArn": (
+                f"arn:aws:lambda:{deployment.LOCAL_REGION}:{deployment.LOCAL_ACCOUNT}:function:stream"
+            ),
             "condition": "RetryAttemptsExhausted",
             "approximateInvokeCount": 4,
         },
@@ -84,7 +86,7 @@ def through_the_queue(*bodies: dict[str, Any]) -> list[dict[str, Any]]:
             "md5OfBody": m["MD5OfBody"],
             "eventSource": "aws:sqs",
             "eventSourceARN": arn,
-            "awsRegion": settings.LOCAL_REGION,
+            "awsRegion": deployment.LOCAL_REGION,
         }
         for m in received
     ]
@@ -108,7 +110,7 @@ def test_a_job_whose_batch_went_to_the_dlq_gets_its_execution_and_other_records_
     job_id = call_api("POST", "/jobs", body={"hyperparameters": {"epochs": 3}},
                       headers={"Idempotency-Key": "k"}).body["job_id"]
     boto3.resource("dynamodb").Table(TABLE).put_item(
-        Item={"pk": settings.job_pk(job_id), "sk": settings.epoch_sk(1), "item_type": "epoch", "epoch": 1}
+        Item={"pk": storage.job_pk(job_id), "sk": storage.epoch_sk(1), "item_type": "epoch", "epoch": 1}
     )
     records = stream_records()
     assert len(records) == 3
@@ -154,7 +156,7 @@ def test_jobs_that_moved_on_keep_a_correct_status(machine: str) -> None:  # noqa
     records = stream_records()
     table = boto3.resource("dynamodb").Table(TABLE)
     for job_id, status in ((starting, "STARTING"), (completed, "COMPLETED")):
-        table.update_item(Key={"pk": settings.job_pk(job_id), "sk": "JOB"}, UpdateExpression="SET #s = :s",
+        table.update_item(Key={"pk": storage.job_pk(job_id), "sk": "JOB"}, UpdateExpression="SET #s = :s",
                           ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": status})
     assert call_api("POST", f"/jobs/{stopped_early}/stop").status == 202  # before it ever started
     message = through_the_queue(on_failure_record(records))

@@ -20,7 +20,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 
-from lambdas.common import settings
+from contracts import deployment, names, storage, training
 from lambdas.stream.handler import execution_input
 from opencomposer.local import stepfunctions_sagemaker
 from tests.unit.conftest import (
@@ -78,7 +78,7 @@ class Machine:
 
     def start(self, job_id: str) -> str:
         item = (
-            boto3.resource("dynamodb").Table(TABLE).get_item(Key={"pk": settings.job_pk(job_id), "sk": "JOB"})
+            boto3.resource("dynamodb").Table(TABLE).get_item(Key={"pk": storage.job_pk(job_id), "sk": "JOB"})
         )
         payload = execution_input(item["Item"])
         return self.sfn.start_execution(stateMachineArn=self.arn, name=job_id, input=json.dumps(payload))[
@@ -95,11 +95,11 @@ class Machine:
 
 
 def training_jobs() -> dict[str, Any]:
-    return sagemaker_backends[settings.LOCAL_ACCOUNT][settings.LOCAL_REGION].training_jobs
+    return sagemaker_backends[deployment.LOCAL_ACCOUNT][deployment.LOCAL_REGION].training_jobs
 
 
 def training_job(job_id: str) -> Any:
-    return wait_for(lambda: training_jobs().get(settings.training_job_name(TRAINING_JOB_PREFIX, job_id)))
+    return wait_for(lambda: training_jobs().get(names.training_job_name(TRAINING_JOB_PREFIX, job_id)))
 
 
 def finish(job_id: str, status: str, reason: str | None = None) -> None:
@@ -147,7 +147,7 @@ def test_a_job_trains_to_completed_with_its_model(machine: Machine) -> None:
     job = job_item(job_id)
     assert job["status"] == "COMPLETED"
     assert job["outputs"]["model"] == training.model_artifacts["S3ModelArtifacts"]
-    assert job["outputs"]["model"].startswith(f"s3://{BUCKET}/{settings.model_output_prefix(job_id)}")
+    assert job["outputs"]["model"].startswith(f"s3://{BUCKET}/{storage.model_output_prefix(job_id)}")
     assert job["failure_reason"] is None
     # the state machine's own timestamp reaches the client in the API's one form
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", job["updated_at"])
@@ -159,29 +159,29 @@ def test_the_training_job_gets_the_jobs_settings(machine: Machine) -> None:
     ]
 
     execution = machine.start(job_id)
-    training = training_job(job_id)
+    job = training_job(job_id)
     finish(job_id, "Completed")
     machine.result(execution)
 
-    assert training.hyper_parameters == {
+    assert job.hyper_parameters == {
         "epochs": "3",
         "learning_rate": "0.0002",
         "update_ratio": "5",
         "batch_size": "64",
         "seed": "0",
     }
-    [channel] = training.input_data_config
-    assert channel["ChannelName"] == settings.MELODY_CHANNEL
-    assert channel["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{BUCKET}/{settings.melody_key(job_id)}"
+    [channel] = job.input_data_config
+    assert channel["ChannelName"] == training.MELODY_CHANNEL
+    assert channel["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{BUCKET}/{storage.melody_key(job_id)}"
     assert (
-        training.output_data_config["S3OutputPath"] == f"s3://{BUCKET}/{settings.model_output_prefix(job_id)}"
+        job.output_data_config["S3OutputPath"] == f"s3://{BUCKET}/{storage.model_output_prefix(job_id)}"
     )
-    assert training.checkpoint_config["S3Uri"] == f"s3://{BUCKET}/{settings.checkpoint_prefix(job_id)}"
+    assert job.checkpoint_config["S3Uri"] == f"s3://{BUCKET}/{storage.checkpoint_prefix(job_id)}"
     # On-demand (the stack's default): no spot, so no wait limit (SageMaker refuses one without spot).
-    assert training.enable_managed_spot_training is False
-    assert training.stopping_condition == {"MaxRuntimeInSeconds": 3600}
-    assert training.resource_config["InstanceCount"] == 1
-    assert training.algorithm_specification["TrainingImage"] == SUBSTITUTIONS["TrainingImage"]
+    assert job.enable_managed_spot_training is False
+    assert job.stopping_condition == {"MaxRuntimeInSeconds": 3600}
+    assert job.resource_config["InstanceCount"] == 1
+    assert job.algorithm_specification["TrainingImage"] == SUBSTITUTIONS["TrainingImage"]
     # moto drops Environment: read it from what the task sent.
     [scheduled] = [
         json.loads(e["taskScheduledEventDetails"]["parameters"])
@@ -189,9 +189,9 @@ def test_the_training_job_gets_the_jobs_settings(machine: Machine) -> None:
         if e["type"] == "TaskScheduled" and e["taskScheduledEventDetails"]["resourceType"] == "sagemaker"
     ]
     assert scheduled["Environment"] == {
-        settings.ENV_TRAINING_TABLE: TABLE,
-        settings.ENV_TRAINING_BUCKET: BUCKET,
-        settings.ENV_TRAINING_JOB_ID: job_id,
+        training.ENV_TABLE: TABLE,
+        training.ENV_BUCKET: BUCKET,
+        training.ENV_JOB_ID: job_id,
     }
     # One task's parameter names are fixed, so on-demand sends false: SageMaker's own default.
     assert scheduled["EnableManagedSpotTraining"] is False
@@ -215,7 +215,7 @@ def test_a_spot_deployment_trains_on_managed_spot_capacity_within_its_wait_limit
     assert job_item(job_id)["status"] == "COMPLETED"
     assert training.enable_managed_spot_training is True
     assert training.stopping_condition == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 10800}
-    assert training.checkpoint_config["S3Uri"] == f"s3://{BUCKET}/{settings.checkpoint_prefix(job_id)}"
+    assert training.checkpoint_config["S3Uri"] == f"s3://{BUCKET}/{storage.checkpoint_prefix(job_id)}"
     [scheduled] = [
         json.loads(e["taskScheduledEventDetails"]["parameters"])
         for e in spot.history(execution)
@@ -348,18 +348,18 @@ def test_the_definition_uses_only_deployment_placeholders_and_the_shared_names()
     definition = json.loads(text)  # valid JSON before substitution, as CDK reads it
 
     assert set(PLACEHOLDER.findall(text)) == set(SUBSTITUTIONS)
-    training = definition["States"]["CreateTrainingJob"]
-    assert training["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
+    task = definition["States"]["CreateTrainingJob"]
+    assert task["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
     # Spot and on-demand share this one task: only its data differs.
     trainings = [s for s in definition["States"].values() if "sagemaker" in s.get("Resource", "")]
-    assert trainings == [training]
-    environment = {k.removesuffix(".$") for k in training["Parameters"]["Environment"]}
+    assert trainings == [task]
+    environment = {k.removesuffix(".$") for k in task["Parameters"]["Environment"]}
     assert environment == {
-        settings.ENV_TRAINING_TABLE,
-        settings.ENV_TRAINING_BUCKET,
-        settings.ENV_TRAINING_JOB_ID,
+        training.ENV_TABLE,
+        training.ENV_BUCKET,
+        training.ENV_JOB_ID,
     }
-    assert training["Parameters"]["InputDataConfig"][0]["ChannelName"] == settings.MELODY_CHANNEL
+    assert task["Parameters"]["InputDataConfig"][0]["ChannelName"] == training.MELODY_CHANNEL
     # Every step of the training path hands any error to one recording step, and only it.
     catch_all = {
         name: catch["Next"]

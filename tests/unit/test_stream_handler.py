@@ -11,7 +11,8 @@ import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from lambdas.common import env, settings
+from contracts import functions, storage
+from lambdas.common import env
 from tests.unit.conftest import TABLE, call_api, deliver, put_job_item, stream_records
 
 PASS_MACHINE = json.dumps({"StartAt": "Noop", "States": {"Noop": {"Type": "Pass", "End": True}}})
@@ -74,11 +75,11 @@ def test_records_other_than_a_job_insert_are_ignored(machine: str) -> None:
     job_id = call_api("POST", "/jobs", headers={"Idempotency-Key": "k"}).body["job_id"]
     table = boto3.resource("dynamodb").Table(TABLE)
     table.put_item(
-        Item={"pk": settings.job_pk(job_id), "sk": settings.epoch_sk(1), "item_type": "epoch", "epoch": 1}
+        Item={"pk": storage.job_pk(job_id), "sk": storage.epoch_sk(1), "item_type": "epoch", "epoch": 1}
     )
     call_api("POST", f"/jobs/{job_id}/stop")
     table.update_item(
-        Key={"pk": settings.job_pk(job_id), "sk": "JOB"},
+        Key={"pk": storage.job_pk(job_id), "sk": "JOB"},
         UpdateExpression="SET #s = :s",
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues={":s": "STOPPED"},
@@ -100,7 +101,7 @@ def test_a_malformed_record_is_reported_and_the_rest_of_the_batch_still_runs(mac
     good = call_api("POST", "/jobs").body["job_id"]
     put_job_item("b" * 32, "SUBMITTED", hyperparameters={"epochs": 0})
     records = stream_records()
-    bad = [r for r in records if r["dynamodb"]["Keys"]["pk"] == {"S": settings.job_pk("b" * 32)}]
+    bad = [r for r in records if r["dynamodb"]["Keys"]["pk"] == {"S": storage.job_pk("b" * 32)}]
     no_id = copy.deepcopy(bad[0])
     del no_id["dynamodb"]["NewImage"]["job_id"]
     no_id["dynamodb"]["SequenceNumber"] = "999999"
@@ -144,7 +145,7 @@ def test_a_throttled_start_is_reported_for_a_retry_and_the_job_stays_submitted(
 
 def test_a_start_refused_for_good_ends_the_job_failed(machine: str, monkeypatch: pytest.MonkeyPatch) -> None:
     job_id = call_api("POST", "/jobs").body["job_id"]
-    monkeypatch.setenv(settings.ENV_STATE_MACHINE_ARN, machine.replace(":training", ":deleted-machine"))
+    monkeypatch.setenv(functions.ENV_STATE_MACHINE_ARN, machine.replace(":training", ":deleted-machine"))
     env.stream_env.cache_clear()
 
     response = deliver(stream_records())

@@ -15,9 +15,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-if not __package__:  # run as a file: import as a package
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
 import numpy as np
 import torch
 

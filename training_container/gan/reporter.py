@@ -16,19 +16,13 @@ import json
 import logging
 import math
 import os
-import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-try:
-    from lambdas.common import settings
-except ModuleNotFoundError:  # run as `python -m gan.train` from training_container/ alone
-    _root = next(p for p in Path(__file__).resolve().parents if (p / "lambdas/common/settings.py").exists())
-    sys.path.append(str(_root))
-    from lambdas.common import settings
+from contracts import storage, training
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +97,8 @@ class AwsSink:
         self.s3 = boto3.client("s3")
         self.bucket, self.job_id = bucket, job_id
         self.key = {
-            settings.PARTITION_KEY: settings.job_pk(job_id),
-            settings.SORT_KEY: settings.JOB_SORT_KEY_VALUE,
+            storage.PARTITION_KEY: storage.job_pk(job_id),
+            storage.SORT_KEY: storage.JOB_SORT_KEY_VALUE,
         }
         self._training = False
 
@@ -120,7 +114,7 @@ class AwsSink:
         names = {f"#a{i}": name for i, name in enumerate(attributes)}
         values = {f":a{i}": value for i, value in enumerate(attributes.values())}
         # Never create a job item: a job deleted meanwhile stays deleted.
-        conditions = [f"attribute_exists({settings.PARTITION_KEY})"]
+        conditions = [f"attribute_exists({storage.PARTITION_KEY})"]
         if condition:
             conditions.append(condition)
             names["#status"] = "status"
@@ -141,9 +135,9 @@ class AwsSink:
         self.table.put_item(
             Item=_dynamo_value(
                 {
-                    settings.PARTITION_KEY: settings.job_pk(self.job_id),
-                    settings.SORT_KEY: settings.epoch_sk(epoch),
-                    settings.ITEM_TYPE: settings.EPOCH_ITEM,
+                    storage.PARTITION_KEY: storage.job_pk(self.job_id),
+                    storage.SORT_KEY: storage.epoch_sk(epoch),
+                    storage.ITEM_TYPE: storage.EPOCH_ITEM,
                     "epoch": epoch,
                     "metrics": dict(metrics),
                 }
@@ -172,18 +166,18 @@ class AwsSink:
     def sample(self, epoch: int, midi: bytes) -> None:
         self.s3.put_object(
             Bucket=self.bucket,
-            Key=settings.sample_key(self.job_id, epoch),
+            Key=storage.sample_key(self.job_id, epoch),
             Body=midi,
             ContentType="audio/midi",
             # The bucket's lifecycle rule expires samples by this tag (docs/contracts.md).
-            Tagging=settings.sample_tagging(),
+            Tagging=storage.sample_tagging(),
         )
 
     def compositions(self, midis: Mapping[str, bytes]) -> None:
         for name, midi in midis.items():
             self.s3.put_object(
                 Bucket=self.bucket,
-                Key=settings.composition_key(self.job_id, name),
+                Key=storage.composition_key(self.job_id, name),
                 Body=midi,
                 ContentType="audio/midi",
             )
@@ -201,7 +195,7 @@ class Reporter:
         sinks: list[Sink] = [LocalSink(output_dir)]
         aws = [
             environ.get(n)
-            for n in (settings.ENV_TRAINING_TABLE, settings.ENV_TRAINING_BUCKET, settings.ENV_TRAINING_JOB_ID)
+            for n in (training.ENV_TABLE, training.ENV_BUCKET, training.ENV_JOB_ID)
         ]
         if all(aws):
             sinks.append(AwsSink(*aws))  # type: ignore[arg-type]

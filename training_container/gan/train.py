@@ -25,9 +25,6 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-if not __package__:  # run as a file (SageMaker's SAGEMAKER_PROGRAM=gan/train.py): import as a package
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
 import torch
 import torch.nn.functional as F
 

@@ -1,9 +1,6 @@
-"""Resource settings shared by the handlers, the CDK stack (`infra/`) and the local stack
-(`opencomposer/local/`): one place for every name both sides must agree on.
-
-Pure constants and tiny functions, no imports beyond the standard library, so the CDK app,
-the local stack and a Lambda cold start can all import it for free.
-"""
+"""Where a job's data lives: the jobs table's keys, items and stream, the artifacts bucket's
+layout. The CDK stack and the local stack create both from these; the handlers and the training
+container read and write through them."""
 
 from __future__ import annotations
 
@@ -25,16 +22,28 @@ STREAM_VIEW_TYPE = "NEW_IMAGE"
 ITEM_TYPE = "item_type"
 JOB_ITEM = "job"
 EPOCH_ITEM = "epoch"
+IDEMPOTENCY_ITEM = "idempotency"
 JOB_SORT_KEY_VALUE = "JOB"
+EPOCH_SORT_KEY_PREFIX = "EPOCH#"
 
 
 def job_pk(job_id: str) -> str:
     return f"JOB#{job_id}"
 
 
+def job_key(job_id: str) -> dict[str, str]:
+    """The job item's primary key."""
+    return {PARTITION_KEY: job_pk(job_id), SORT_KEY: JOB_SORT_KEY_VALUE}
+
+
 def epoch_sk(epoch: int) -> str:
     """Zero-padded so a Query returns epochs in order."""
-    return f"EPOCH#{epoch:06d}"
+    return f"{EPOCH_SORT_KEY_PREFIX}{epoch:06d}"
+
+
+def idempotency_key(owner: str, key: str) -> dict[str, str]:
+    """Not under JOB#: the item is no job, so neither the stream filter nor a job query sees it."""
+    return {PARTITION_KEY: f"IDEMPOTENCY#{owner}#{key}", SORT_KEY: "IDEMPOTENCY"}
 
 
 # The DynamoDB stream filter of the stream Lambda's event source (and what the handler
@@ -57,9 +66,13 @@ def melody_key(job_id: str) -> str:
     return f"{job_prefix(job_id)}input/melody.mid"
 
 
+def samples_prefix(job_id: str) -> str:
+    return f"{job_prefix(job_id)}samples/"
+
+
 def sample_key(job_id: str, epoch: int) -> str:
-    """A per-epoch sample (lifecycle rules expire these)."""
-    return f"{job_prefix(job_id)}samples/epoch-{epoch:04d}.mid"
+    """A per-epoch sample (the lifecycle rule expires these)."""
+    return f"{samples_prefix(job_id)}epoch-{epoch:04d}.mid"
 
 
 def composition_key(job_id: str, name: str) -> str:
@@ -75,54 +88,13 @@ def checkpoint_prefix(job_id: str) -> str:
     return f"{job_prefix(job_id)}checkpoints/"
 
 
-SAMPLES_PREFIX_PATTERN = "jobs/*/samples/"  # documentation of the lifecycle rule's scope
 # S3 lifecycle filters take a literal prefix, so `jobs/*/samples/` cannot be one: each per-epoch
 # sample object carries this tag instead, and the bucket's lifecycle rule expires what has it.
 SAMPLE_TAG_KEY = "opencomposer-object"
 SAMPLE_TAG_VALUE = "sample"
+MIDI_CONTENT_TYPE = "audio/midi"
 
 
 def sample_tagging() -> str:
     """The sample tag as S3's `Tagging` argument (URL query form): put_object(..., Tagging=...)."""
     return urlencode({SAMPLE_TAG_KEY: SAMPLE_TAG_VALUE})
-
-
-MELODY_CHANNEL = "melody"  # SageMaker input channel name: SM_CHANNEL_MELODY in the container
-
-# --- Environment variable names -------------------------------------------------------------
-# Lambda handlers
-ENV_TABLE = "JOBS_TABLE_NAME"
-ENV_BUCKET = "ARTIFACTS_BUCKET_NAME"
-ENV_STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
-ENV_TRAINING_JOB_PREFIX = "TRAINING_JOB_PREFIX"
-# Training container (set through CreateTrainingJob's Environment in the state machine)
-ENV_TRAINING_TABLE = "OPENCOMPOSER_JOBS_TABLE"
-ENV_TRAINING_BUCKET = "OPENCOMPOSER_BUCKET"
-ENV_TRAINING_JOB_ID = "OPENCOMPOSER_JOB_ID"
-
-# --- Training jobs --------------------------------------------------------------------------
-# SageMaker training job names: [a-zA-Z0-9-], at most 63 characters. The prefix scopes the
-# state machine's IAM permissions; the job id (32 hex digits) follows it.
-TRAINING_JOB_NAME_MAX = 63
-
-
-def training_job_name(prefix: str, job_id: str) -> str:
-    return f"{prefix}-{job_id}"
-
-
-# --- Names of the handlers, as Lambda's `handler` setting --------------------------------------
-API_HANDLER = "lambdas.api.handler.lambda_handler"
-STREAM_HANDLER = "lambdas.stream.handler.lambda_handler"
-# On AWS only: the stream trigger's dead-letter queue (failed stream batches) → one more start.
-REDRIVE_HANDLER = "lambdas.redrive.handler.lambda_handler"
-
-# --- Stack outputs (`cdk deploy` prints them; the CLI's `--api` takes the API URL) ---------------
-OUTPUT_API_URL = "ApiUrl"
-OUTPUT_BUCKET = "ArtifactsBucketName"
-OUTPUT_TABLE = "JobsTableName"
-
-# --- Local stack defaults -------------------------------------------------------------------
-LOCAL_REGION = "us-east-1"
-LOCAL_ACCOUNT = "123456789012"
-LOCAL_OWNER = "local-user"  # the one fixed caller identity of the local stack
-DEFAULT_LOCAL_PORT = 8000

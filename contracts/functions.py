@@ -1,0 +1,61 @@
+"""The Lambda functions, as the CDK stack deploys them and the local stack declares them: one
+spec each, so runtime, memory, timeout and environment cannot drift between the two."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Environment variable names the handlers read (`lambdas/common/env.py`).
+ENV_TABLE = "JOBS_TABLE_NAME"
+ENV_BUCKET = "ARTIFACTS_BUCKET_NAME"
+ENV_STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
+# Set on every function, read by Powertools.
+POWERTOOLS_ENVIRONMENT = {"POWERTOOLS_SERVICE_NAME": "opencomposer", "POWERTOOLS_LOG_LEVEL": "INFO"}
+
+RUNTIME = "python3.12"
+# The Lambda asset (one for every function): these top-level packages, plus the wheels of
+# lambdas/requirements.txt on AWS (the local stack's workers take those from the venv).
+ASSET_PACKAGES = ("lambdas", "contracts")
+ARCHITECTURE = "x86_64"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    key: str  # a short name: the CDK construct and the local function name end with it
+    handler: str  # Lambda's `handler` setting
+    memory_mb: int
+    timeout_s: int
+    environment: tuple[str, ...]  # the variable names it needs (Powertools' come with all)
+    description: str
+    local: bool = True  # the local stack runs it (the redrive has nothing to consume there)
+    runtime: str = RUNTIME
+
+
+API = FunctionSpec(
+    "api", "lambdas.api.handler.lambda_handler", memory_mb=512,
+    timeout_s=29,  # API Gateway's integration timeout
+    environment=(ENV_TABLE, ENV_BUCKET),
+    description="opencomposer api: the REST routes of the jobs API",
+)
+# Both the stream and the redrive functions start executions (`start_job`), so they read the
+# same environment.
+STREAM = FunctionSpec(
+    "stream", "lambdas.stream.handler.lambda_handler", memory_mb=256, timeout_s=60,
+    environment=(ENV_STATE_MACHINE_ARN, ENV_TABLE),
+    description="opencomposer stream: starts a training execution per new job",
+)
+# On AWS only: the stream trigger's dead-letter queue (failed stream batches) → one more start.
+REDRIVE = FunctionSpec(
+    "redrive", "lambdas.redrive.handler.lambda_handler", memory_mb=256, timeout_s=60,
+    environment=(ENV_STATE_MACHINE_ARN, ENV_TABLE),
+    description="opencomposer redrive: starts the jobs of failed stream batches once more, "
+                "or ends them FAILED",
+    local=False,
+)
+FUNCTIONS: tuple[FunctionSpec, ...] = (API, STREAM, REDRIVE)
+
+
+def environment(spec: FunctionSpec, values: dict[str, str]) -> dict[str, str]:
+    """The function's whole environment: its variables from `values` (a KeyError names one the
+    caller has no value for), plus Powertools'."""
+    return {**{name: values[name] for name in spec.environment}, **POWERTOOLS_ENVIRONMENT}

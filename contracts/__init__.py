@@ -15,5 +15,6 @@ one disagrees.
 - `functions`: the Lambda functions (handler, runtime, memory, timeout, environment) as both the
   CDK stack and the local stack declare them.
 - `training`: the training container's side of the contract (its environment, its channel).
+- `events`: the events AWS hands a function (API Gateway proxy event, DynamoDB stream record).
 - `deployment`: where the API is: the stack's outputs, the local stack's fixed identity and port.
 """

@@ -1,13 +1,16 @@
 """The REST API (API Gateway REST proxy events): routes, the caller's identity, error mapping.
 
-The caller is `requestContext.identity.userArn` (IAM authorization on AWS), falling back to
-`requestContext.identity.caller`; the local front door sends `userArn = stack.LOCAL_OWNER`.
+One function per route of `contracts.routes.ROUTES`, registered from the contract: a route
+without a function, or a function without a route, fails at import. The caller is
+`requestContext.identity.userArn` (IAM authorization on AWS), falling back to
+`requestContext.identity.caller`; the local front door sends `deployment.LOCAL_OWNER`.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -16,6 +19,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from contracts import names, routes
 from lambdas.api import parsing
 from lambdas.api.jobs import JobService
 from lambdas.common.dal import ArtifactsStore, JobsRepository, Training
@@ -52,45 +56,68 @@ def _json(status: HTTPStatus, body: Any) -> Response:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
 
 
-@app.post("/jobs")
+# --- the routes ----------------------------------------------------------------------------------
 def create_job() -> Response:
     event = app.current_event
     raw = parsing.body_bytes(event.body, bool(event.is_base64_encoded), event.decoded_body)
     request = parsing.parse_body(CreateJobRequest, raw, event.headers.get("content-type"))
-    key = parsing.idempotency_key(event.headers.get(parsing.IDEMPOTENCY_HEADER))
+    key = parsing.idempotency_key(event.headers.get(names.IDEMPOTENCY_HEADER))
     return _json(HTTPStatus.ACCEPTED, _service().create(_owner(), request, key))
 
 
-@app.get("/jobs")
 def list_jobs() -> Response:
     query = parsing.parse_query(ListJobsQuery, app.current_event.query_string_parameters)
     return _json(HTTPStatus.OK, _service().list(_owner(), query))
 
 
-@app.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
     return _json(HTTPStatus.OK, _service().get(_owner(), job_id))
 
 
-@app.get("/jobs/<job_id>/metrics")
 def get_metrics(job_id: str) -> Response:
     return _json(HTTPStatus.OK, _service().metrics(_owner(), job_id))
 
 
-@app.get("/jobs/<job_id>/compositions")
 def get_compositions(job_id: str) -> Response:
     return _json(HTTPStatus.OK, _service().compositions(_owner(), job_id))
 
 
-@app.post("/jobs/<job_id>/stop")
 def stop_job(job_id: str) -> Response:
     return _json(HTTPStatus.ACCEPTED, _service().stop(_owner(), job_id))
 
 
-@app.delete("/jobs/<job_id>")
 def delete_job(job_id: str) -> Response:
     _service().delete(_owner(), job_id)
     return Response(status_code=HTTPStatus.NO_CONTENT, body=None)
+
+
+# (method, path as in contracts.routes) → the function that serves it.
+RouteFunctions = dict[tuple[str, str], Callable[..., Response]]
+ROUTE_FUNCTIONS: RouteFunctions = {
+    ("POST", "/jobs"): create_job,
+    ("GET", "/jobs"): list_jobs,
+    ("GET", "/jobs/{job_id}"): get_job,
+    ("GET", "/jobs/{job_id}/metrics"): get_metrics,
+    ("GET", "/jobs/{job_id}/compositions"): get_compositions,
+    ("POST", "/jobs/{job_id}/stop"): stop_job,
+    ("DELETE", "/jobs/{job_id}"): delete_job,
+}
+
+
+def register(resolver: APIGatewayRestResolver, functions: RouteFunctions) -> None:
+    """Registers each contract route's function, in the order of ROUTES; RuntimeError when a
+    route has no function or a function no route."""
+    contract = [(route.method, route.path) for route in routes.ROUTES]
+    unserved = [key for key in contract if key not in functions]
+    unknown = [key for key in functions if key not in contract]
+    if unserved or unknown:
+        raise RuntimeError(f"contracts.routes and the api's functions differ: routes without a "
+                           f"function {unserved}, functions without a route {unknown}")
+    for method, path in contract:
+        resolver.route(routes.handler_path(path), method=method)(functions[(method, path)])
+
+
+register(app, ROUTE_FUNCTIONS)
 
 
 def _error(status: HTTPStatus, code: str, message: str, field: str | None = None) -> Response:

@@ -6,14 +6,14 @@ import base64
 import binascii
 import hashlib
 import json
-import re
 import uuid
 from decimal import Decimal
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from contracts import storage
+from contracts import names, statuses, storage
+from contracts.timestamps import utc_timestamp
 from lambdas.common import melodies
 from lambdas.common.dal import ArtifactsStore, JobsRepository, Training
 from lambdas.common.errors import (
@@ -24,19 +24,9 @@ from lambdas.common.errors import (
     JobStateConflictError,
     NoCompositionsError,
 )
-from lambdas.common.models import (
-    FINAL_STATUSES,
-    CreateJobRequest,
-    JobStatus,
-    ListJobsQuery,
-    job_to_api,
-    plain,
-    utc_timestamp,
-)
+from lambdas.common.models import CreateJobRequest, ListJobsQuery, job_to_api, plain
 
 logger = Logger(service="opencomposer-api")
-
-_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 class JobService:
@@ -46,7 +36,7 @@ class JobService:
         self._training = training
 
     def _job(self, job_id: str, owner: str) -> dict[str, Any]:
-        if not _JOB_ID.match(job_id):
+        if not names.is_job_id(job_id):
             raise JobNotFoundError(job_id)
         return self._jobs.get_job(job_id, owner)
 
@@ -64,7 +54,7 @@ class JobService:
         job: dict[str, Any] = {
             "job_id": job_id,
             "owner": owner,
-            "status": JobStatus.SUBMITTED.value,
+            "status": statuses.SUBMITTED.value,
             "created_at": now,
             "updated_at": now,
             # Decimals: DynamoDB takes no floats.
@@ -86,7 +76,7 @@ class JobService:
             replay = self._replay(owner, idempotency_key or "", request_hash)
             if replay is not None:
                 return replay
-        logger.info("job submitted", job_id=job_id, status=JobStatus.SUBMITTED.value, melody=melody)
+        logger.info("job submitted", job_id=job_id, status=statuses.SUBMITTED.value, melody=melody)
         return job_to_api(job)
 
     def _replay(self, owner: str, key: str, request_hash: str) -> dict[str, Any] | None:
@@ -95,7 +85,7 @@ class JobService:
             return None
         if marker.get("request_hash") != request_hash:
             raise IdempotencyKeyReusedError(
-                "this Idempotency-Key was used with a different request body", field="Idempotency-Key"
+                "this Idempotency-Key was used with a different request body", field=names.IDEMPOTENCY_HEADER
             )
         logger.info("idempotent replay", job_id=marker["job_id"])
         return job_to_api(self._job(marker["job_id"], owner))
@@ -118,10 +108,9 @@ class JobService:
     def compositions(self, owner: str, job_id: str) -> dict[str, Any]:
         job = self._job(job_id, owner)
         keys = [(name, storage.composition_key(job_id, name)) for name in job.get("compositions", [])]
-        samples_prefix = storage.sample_key(job_id, 0).rsplit("/", 1)[0] + "/"
         keys += [
             (key.rsplit("/", 1)[1].removesuffix(".mid"), key)
-            for key in sorted(self._artifacts.keys(samples_prefix))
+            for key in sorted(self._artifacts.keys(storage.samples_prefix(job_id)))
         ]
         if not keys:
             raise NoCompositionsError(f"job {job_id} has no compositions yet (status {job['status']})")
@@ -134,26 +123,26 @@ class JobService:
     # --- POST /jobs/{id}/stop ----------------------------------------------------------------
     def stop(self, owner: str, job_id: str) -> dict[str, Any]:
         job = self._job(job_id, owner)
-        if job["status"] == JobStatus.STOPPING:
-            return {"job_id": job_id, "status": JobStatus.STOPPING.value}
+        if job["status"] == statuses.STOPPING:
+            return {"job_id": job_id, "status": statuses.STOPPING.value}
         try:
             updated = self._jobs.request_stop(job_id, owner)
         except ConditionFailedError as e:
             # Finished (or moved on) between our read and the update.
             raise JobStateConflictError(f"job {job_id} has already finished") from e
-        logger.info("job status changed", job_id=job_id, previous=job["status"], status="STOPPING")
+        logger.info("job status changed", job_id=job_id, previous=job["status"], status=updated["status"])
         # MarkStarting names the training job; without a name there is nothing running to stop
         # and the state machine sees STOPPING before it creates one.
         name = updated.get("training_job_name")
         if name:
             stopped = self._training.stop(name)
             logger.info("training stop requested", job_id=job_id, training_job_name=name, running=stopped)
-        return {"job_id": job_id, "status": JobStatus.STOPPING.value}
+        return {"job_id": job_id, "status": statuses.STOPPING.value}
 
     # --- DELETE /jobs/{id} -------------------------------------------------------------------
     def delete(self, owner: str, job_id: str) -> None:
         job = self._job(job_id, owner)
-        if job["status"] not in FINAL_STATUSES:
+        if job["status"] not in statuses.FINAL:
             raise JobStateConflictError(f"job {job_id} is {job['status']}: stop it and wait until it ends")
         self._artifacts.delete_prefix(storage.job_prefix(job_id))
         self._jobs.delete_job(job)

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from contracts import names
 from lambdas.common.errors import (
     BodyTooLargeError,
     InvalidFieldError,
@@ -16,8 +17,7 @@ from lambdas.common.errors import (
 )
 
 MAX_BODY_BYTES = 1024 * 1024
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
+_IDEMPOTENCY_KEY = re.compile(names.IDEMPOTENCY_KEY_PATTERN)
 _JSON_TYPE = re.compile(r"^application/([a-z0-9.+-]+\+)?json\s*(;.*)?$", re.IGNORECASE)
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -78,5 +78,7 @@ def idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
     if not _IDEMPOTENCY_KEY.match(value):
-        raise InvalidFieldError(IDEMPOTENCY_HEADER, "1 to 128 printable ASCII characters without spaces")
+        raise InvalidFieldError(
+            names.IDEMPOTENCY_HEADER, "1 to 128 printable ASCII characters without spaces"
+        )
     return value

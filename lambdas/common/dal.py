@@ -1,8 +1,8 @@
-"""Data access: the Jobs table, the artifacts bucket and SageMaker.
+"""Data access: the Jobs table and its stream, the artifacts bucket, Step Functions and SageMaker.
 
-The only module that talks to boto3. Clients come from one cached factory (created on first
-use, reused while the Lambda environment is warm); ClientError codes become domain errors here,
-so the layers above never inspect botocore responses.
+The only module of the Lambda code that talks to boto3. Clients come from one cached factory
+(created on first use, reused while the Lambda environment is warm); ClientError codes become
+domain errors here, so the layers above never inspect botocore responses.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, NoReturn
@@ -19,14 +19,18 @@ import boto3
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-from contracts import storage
+from contracts import statuses, storage
+from contracts.statuses import JobStatus
+from contracts.timestamps import utc_timestamp
 from lambdas.common.errors import (
     ConditionFailedError,
+    ExecutionRefusedError,
+    ExecutionUnavailableError,
     InvalidFieldError,
     JobNotFoundError,
+    RecordsGone,
     ServiceUnavailableError,
 )
-from lambdas.common.models import utc_timestamp
 
 THROTTLING_CODES = frozenset(
     {
@@ -38,7 +42,6 @@ THROTTLING_CODES = frozenset(
         "SlowDown",
     }
 )
-IDEMPOTENCY_ITEM = "idempotency"
 PRESIGNED_URL_SECONDS = 3600
 
 
@@ -52,29 +55,34 @@ def table(name: str) -> Any:
     return boto3.resource("dynamodb").Table(name)
 
 
-
-
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def _unavailable(error: ClientError) -> ServiceUnavailableError:
-    return ServiceUnavailableError(f"AWS is busy ({_code(error)}); retry the request")
+def _message(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Message", ""))
 
 
 def _raise_common(error: ClientError) -> NoReturn:
     if _code(error) in THROTTLING_CODES:
-        raise _unavailable(error) from error
+        raise ServiceUnavailableError(f"AWS is busy ({_code(error)}); retry the request") from error
     raise error
 
 
-def _job_key(job_id: str) -> dict[str, str]:
-    return {storage.PARTITION_KEY: storage.job_pk(job_id), storage.SORT_KEY: storage.JOB_SORT_KEY_VALUE}
+# POST /jobs/{id}/stop: the statuses a job may move to STOPPING from, as the condition's values.
+_STOP_SOURCES = {f":{s.lower()}": s for s in statuses.ordered(statuses.sources(statuses.STOPPING))}
+# A job whose execution never started is SUBMITTED, or STOPPING when it was stopped meanwhile;
+# each ends in the one final status the contract lets it reach (SUBMITTED → FAILED, STOPPING →
+# STOPPED), found at import: a contract with none or several for one fails here.
+_UNSTARTED = (statuses.SUBMITTED, statuses.STOPPING)
 
 
-def _idempotency_key(owner: str, key: str) -> dict[str, str]:
-    # Not under JOB#: the item is no job, so neither the stream filter nor a job query sees it.
-    return {storage.PARTITION_KEY: f"IDEMPOTENCY#{owner}#{key}", storage.SORT_KEY: "IDEMPOTENCY"}
+def _final_from(status: JobStatus) -> JobStatus:
+    (final,) = (target for target in statuses.FINAL if statuses.may_move(status, target))
+    return final
+
+
+_END_UNSTARTED = tuple((status, _final_from(status)) for status in _UNSTARTED)
 
 
 class JobsRepository:
@@ -85,7 +93,7 @@ class JobsRepository:
     def get_job(self, job_id: str, owner: str) -> dict[str, Any]:
         """The caller's job; another caller's job is as absent as a missing one."""
         try:
-            item = self._table.get_item(Key=_job_key(job_id), ConsistentRead=True).get("Item")
+            item = self._table.get_item(Key=storage.job_key(job_id), ConsistentRead=True).get("Item")
         except ClientError as e:
             _raise_common(e)
         if item is None or item.get("owner") != owner:
@@ -98,7 +106,7 @@ class JobsRepository:
         Returns False when the idempotency item appeared meanwhile (a concurrent POST with the
         same key won the race); the caller then answers with that job.
         """
-        item = {**_job_key(job["job_id"]), storage.ITEM_TYPE: storage.JOB_ITEM, **job}
+        item = {**storage.job_key(job["job_id"]), storage.ITEM_TYPE: storage.JOB_ITEM, **job}
         if idempotency is None:
             try:
                 self._table.put_item(Item=item, ConditionExpression=Attr(storage.PARTITION_KEY).not_exists())
@@ -106,8 +114,8 @@ class JobsRepository:
                 _raise_common(e)
             return True
         marker = {
-            **_idempotency_key(job["owner"], idempotency["key"]),
-            storage.ITEM_TYPE: IDEMPOTENCY_ITEM,
+            **storage.idempotency_key(job["owner"], idempotency["key"]),
+            storage.ITEM_TYPE: storage.IDEMPOTENCY_ITEM,
             "job_id": job["job_id"],
             "request_hash": idempotency["request_hash"],
             "created_at": job["created_at"],
@@ -134,8 +142,9 @@ class JobsRepository:
         return True
 
     def get_idempotency(self, owner: str, key: str) -> dict[str, Any] | None:
+        marker = storage.idempotency_key(owner, key)
         try:
-            return self._table.get_item(Key=_idempotency_key(owner, key), ConsistentRead=True).get("Item")
+            return self._table.get_item(Key=marker, ConsistentRead=True).get("Item")
         except ClientError as e:
             _raise_common(e)
 
@@ -171,7 +180,7 @@ class JobsRepository:
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": Key(storage.PARTITION_KEY).eq(storage.job_pk(job_id))
-            & Key(storage.SORT_KEY).begins_with("EPOCH#")
+            & Key(storage.SORT_KEY).begins_with(storage.EPOCH_SORT_KEY_PREFIX)
         }
         while True:
             try:
@@ -184,20 +193,18 @@ class JobsRepository:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def request_stop(self, job_id: str, owner: str) -> dict[str, Any]:
-        """SUBMITTED|STARTING|TRAINING → STOPPING; ConditionFailedError from any other status."""
+        """→ STOPPING from `statuses.sources(STOPPING)`; ConditionFailedError from any other status."""
         try:
             return self._table.update_item(
-                Key=_job_key(job_id),
+                Key=storage.job_key(job_id),
                 UpdateExpression="SET #s = :stopping, updated_at = :now",
-                ConditionExpression="#o = :owner AND #s IN (:submitted, :starting, :training)",
+                ConditionExpression=f"#o = :owner AND #s IN ({', '.join(_STOP_SOURCES)})",
                 ExpressionAttributeNames={"#s": "status", "#o": "owner"},
                 ExpressionAttributeValues={
-                    ":stopping": "STOPPING",
+                    ":stopping": statuses.STOPPING.value,
                     ":now": utc_timestamp(),
                     ":owner": owner,
-                    ":submitted": "SUBMITTED",
-                    ":starting": "STARTING",
-                    ":training": "TRAINING",
+                    **_STOP_SOURCES,
                 },
                 ReturnValues="ALL_NEW",
             )["Attributes"]
@@ -210,21 +217,21 @@ class JobsRepository:
         """Ends a job whose execution can never start: SUBMITTED → FAILED with the reason, or
         STOPPING → STOPPED (stopped before it started). Returns the status written, or None when
         the job had already moved on (nothing to do)."""
-        for expected, final in (("SUBMITTED", "FAILED"), ("STOPPING", "STOPPED")):
-            values = {":expected": expected, ":final": final, ":now": utc_timestamp()}
+        for expected, final in _END_UNSTARTED:
+            values = {":expected": expected.value, ":final": final.value, ":now": utc_timestamp()}
             update = "SET #s = :final, updated_at = :now"
-            if final == "FAILED":
+            if final == statuses.FAILED:
                 update += ", failure_reason = :reason"
                 values[":reason"] = reason
             try:
                 self._table.update_item(
-                    Key=_job_key(job_id),
+                    Key=storage.job_key(job_id),
                     UpdateExpression=update,
                     ConditionExpression="#s = :expected",
                     ExpressionAttributeNames={"#s": "status"},
                     ExpressionAttributeValues=values,
                 )
-                return final
+                return final.value
             except ClientError as e:
                 if _code(e) != "ConditionalCheckFailedException":
                     _raise_common(e)
@@ -240,12 +247,12 @@ class JobsRepository:
             if item[storage.SORT_KEY] != storage.JOB_SORT_KEY_VALUE
         ]
         if job.get("idempotency_key"):
-            keys.append(_idempotency_key(job["owner"], job["idempotency_key"]))
+            keys.append(storage.idempotency_key(job["owner"], job["idempotency_key"]))
         try:
             with self._table.batch_writer() as batch:
                 for key in keys:
                     batch.delete_item(Key=key)
-            self._table.delete_item(Key=_job_key(job_id))
+            self._table.delete_item(Key=storage.job_key(job_id))
         except ClientError as e:
             _raise_common(e)
 
@@ -300,7 +307,7 @@ class ArtifactsStore:
         self._bucket = bucket
         self._s3 = client("s3")
 
-    def put(self, key: str, body: bytes, content_type: str = "audio/midi") -> None:
+    def put(self, key: str, body: bytes, content_type: str = storage.MIDI_CONTENT_TYPE) -> None:
         try:
             self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
         except ClientError as e:
@@ -355,3 +362,86 @@ class Training:
                 return False
             _raise_common(e)
         return True
+
+
+class Executions:
+    """Step Functions executions of the training state machine."""
+
+    # StartExecution answers that no retry changes.
+    PERMANENT_ERRORS = frozenset(
+        {
+            "ValidationException",
+            "InvalidArn",
+            "InvalidName",
+            "InvalidExecutionInput",
+            "StateMachineDoesNotExist",
+            "StateMachineDeleting",
+            "AccessDeniedException",
+        }
+    )
+
+    def __init__(self, state_machine_arn: str) -> None:
+        self._arn = state_machine_arn
+
+    def start(self, name: str, payload: Mapping[str, Any]) -> bool:
+        """Starts the execution `name`: True; False when an execution of that name exists already
+        (started before). ExecutionRefusedError for an answer in PERMANENT_ERRORS,
+        ExecutionUnavailableError for any other."""
+        try:
+            client("stepfunctions").start_execution(
+                stateMachineArn=self._arn, name=name, input=json.dumps(payload)
+            )
+        except ClientError as e:
+            code = _code(e)
+            if code == "ExecutionAlreadyExists":
+                return False
+            error = ExecutionRefusedError if code in self.PERMANENT_ERRORS else ExecutionUnavailableError
+            raise error(code, _message(e)) from e
+        return True
+
+
+class StreamRecords:
+    """The Jobs table's stream, read back by sequence number."""
+
+    # Answers that mean the records can no longer be read: older than the stream's 24 hours, or
+    # the stream itself is gone (disabled, table deleted).
+    GONE_ERRORS = frozenset({"TrimmedDataAccessException", "ResourceNotFoundException"})
+    # GetRecords may answer empty pages before it reaches a shard's later records (DynamoDB
+    # Streams API reference, GetRecords); bounded so that a read never spins until the timeout.
+    MAX_EMPTY_PAGES = 10
+
+    def read(self, stream_arn: str, shard_id: str, start: str, end: str) -> list[dict[str, Any]]:
+        """The shard's records from sequence number `start` to `end` (both included), as GetRecords
+        answers them; fewer when the shard was closed before `end`. RecordsGone when they are no
+        longer in the stream."""
+        streams = client("dynamodbstreams")
+        last = int(end)
+        records: list[dict[str, Any]] = []
+        empty_pages = 0
+        try:
+            iterator = streams.get_shard_iterator(
+                StreamArn=stream_arn,
+                ShardId=shard_id,
+                ShardIteratorType="AT_SEQUENCE_NUMBER",
+                SequenceNumber=start,
+            )["ShardIterator"]
+            while iterator:
+                page = streams.get_records(ShardIterator=iterator)
+                for record in page["Records"]:
+                    sequence = int(record["dynamodb"]["SequenceNumber"])
+                    if sequence > last:
+                        return records
+                    records.append(record)
+                    if sequence == last:
+                        return records
+                empty_pages = 0 if page["Records"] else empty_pages + 1
+                if empty_pages > self.MAX_EMPTY_PAGES:
+                    raise RuntimeError(
+                        f"the stream gave no records up to {end} after {empty_pages} empty reads"
+                    )
+                iterator = page.get("NextShardIterator")
+        except ClientError as e:
+            if _code(e) in self.GONE_ERRORS:
+                raise RecordsGone(f"{_code(e)}: {_message(e)}") from e
+            _raise_common(e)
+        return records

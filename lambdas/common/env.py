@@ -1,37 +1,50 @@
-"""The handlers' environment, parsed once into typed models (names from settings.py)."""
+"""The handlers' environment, parsed once into typed models: each parser reads exactly the
+variables its function's `contracts.functions` spec names, into a model with one field for each
+(aliased to the variable), so a variable the spec adds or drops fails the parse, naming it."""
 
 from __future__ import annotations
 
 import os
 from functools import cache
+from typing import TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import functions
 
+# The redrive starts executions as the stream does (`lambdas/common/starting.py`): STREAM's parser.
+if functions.REDRIVE.environment != functions.STREAM.environment:
+    raise RuntimeError("contracts.functions: REDRIVE no longer reads STREAM's environment; give it a parser")
+
+_Env = TypeVar("_Env", bound=BaseModel)
+
 
 class ApiEnv(BaseModel):
-    table_name: str = Field(min_length=1)
-    bucket_name: str = Field(min_length=1)
+    model_config = ConfigDict(extra="forbid")
+
+    table_name: str = Field(validation_alias=functions.ENV_TABLE, min_length=1)
+    bucket_name: str = Field(validation_alias=functions.ENV_BUCKET, min_length=1)
 
 
 class StreamEnv(BaseModel):
-    state_machine_arn: str = Field(min_length=1)
+    model_config = ConfigDict(extra="forbid")
+
+    state_machine_arn: str = Field(validation_alias=functions.ENV_STATE_MACHINE_ARN, min_length=1)
     # To end a job FAILED when its execution can never start.
-    table_name: str = Field(min_length=1)
+    table_name: str = Field(validation_alias=functions.ENV_TABLE, min_length=1)
+
+
+def _parse(model: type[_Env], spec: functions.FunctionSpec) -> _Env:
+    """The spec's variables ('' for an unset one, which the model refuses by name)."""
+    return model.model_validate({name: os.environ.get(name, "") for name in spec.environment})
 
 
 @cache
 def api_env() -> ApiEnv:
-    return ApiEnv(
-        table_name=os.environ.get(functions.ENV_TABLE, ""),
-        bucket_name=os.environ.get(functions.ENV_BUCKET, ""),
-    )
+    return _parse(ApiEnv, functions.API)
 
 
 @cache
 def stream_env() -> StreamEnv:
-    return StreamEnv(
-        state_machine_arn=os.environ.get(functions.ENV_STATE_MACHINE_ARN, ""),
-        table_name=os.environ.get(functions.ENV_TABLE, ""),
-    )
+    """The stream's and the redrive's."""
+    return _parse(StreamEnv, functions.STREAM)

@@ -1,5 +1,6 @@
-"""Domain errors. Each class carries its HTTP status and error code once; the api's single
-exception handler turns any of them into `{"error": {"code", "message", "field"}}`.
+"""Domain errors. Each of the api's classes carries its HTTP status and error code once; the api's
+single exception handler turns any of them into `{"error": {"code", "message", "field"}}`. The
+last few (starting an execution, reading the stream back) are the stream and redrive handlers'.
 """
 
 from __future__ import annotations
@@ -87,3 +88,25 @@ class ServiceUnavailableError(DomainError):
 
     status = HTTPStatus.SERVICE_UNAVAILABLE
     code = "service_unavailable"
+
+
+# --- the stream and redrive handlers' errors (no HTTP status) -----------------------------------
+class ExecutionStartError(Exception):
+    """StartExecution did not start the job's execution: Step Functions' error code and message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class ExecutionRefusedError(ExecutionStartError):
+    """An answer no retry changes (the state machine is gone, the input is invalid, ...)."""
+
+
+class ExecutionUnavailableError(ExecutionStartError):
+    """An answer a retry may change (throttling, an outage)."""
+
+
+class RecordsGone(Exception):
+    """The records a failed stream batch held are no longer in the stream."""

@@ -1,4 +1,4 @@
-"""The job: its statuses, the POST /jobs request schema with its defaults, and the job's JSON.
+"""The POST /jobs request schema with its defaults, the GET /jobs query, and the job's JSON.
 
 Request models forbid unknown fields and are strict about types (a string "20" is not an
 epoch count), so every malformed request is a 400 naming the field.
@@ -6,48 +6,44 @@ epoch count), so every malformed request is a 400 naming the field.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
-from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from contracts import hyperparameters, names
+from contracts.statuses import JobStatus
+from contracts.timestamps import iso_utc
 from lambdas.common import melodies
-
-
-class JobStatus(StrEnum):
-    SUBMITTED = "SUBMITTED"
-    STARTING = "STARTING"
-    TRAINING = "TRAINING"
-    STOPPING = "STOPPING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    STOPPED = "STOPPED"
-
-
-FINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED})
-# POST /jobs/{id}/stop moves a job to STOPPING only from these (the state machine finishes it).
-STOPPABLE_STATUSES = frozenset({JobStatus.SUBMITTED, JobStatus.STARTING, JobStatus.TRAINING})
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
 
-class Hyperparameters(BaseModel):
-    """DESIGN.md's ranges. The defaults train a useful model in a few minutes on a laptop CPU;
-    they mirror the training package's own defaults (tests/unit/test_api_models.py checks)."""
-
+class _HyperparametersBase(BaseModel):
     model_config = _STRICT
 
-    epochs: Annotated[int, Field(ge=1, le=10_000)] = 20
-    learning_rate: Annotated[float, Field(gt=0, lt=1)] = 0.001
-    update_ratio: Annotated[int, Field(ge=1, le=20)] = 5
-    batch_size: Annotated[int, Field(ge=1, le=1024)] = 64
-    seed: Annotated[int, Field(ge=0, le=2**63)] = 0
-
     def as_sagemaker(self) -> dict[str, str]:
-        """SageMaker passes every hyperparameter as a string."""
-        return {name: str(value) for name, value in self.model_dump().items()}
+        return hyperparameters.as_sagemaker(self.model_dump())
+
+
+def _field(spec: hyperparameters.Hyperparameter) -> Any:
+    bounds: dict[str, Any] = dict(spec.bounds())
+    return spec.kind, Field(default=spec.default, description=spec.help, **bounds)
+
+
+# One field per `contracts.hyperparameters.HYPERPARAMETERS`, in its order (the request's hash for
+# Idempotency-Key follows it): type, range, default, and help as the field's description.
+_Hyperparameters = create_model(
+    "Hyperparameters",
+    __base__=_HyperparametersBase,
+    __doc__="What a training job may set; each one left out takes its default.",
+    __module__=__name__,
+    **{spec.name: _field(spec) for spec in hyperparameters.HYPERPARAMETERS},
+)
+if TYPE_CHECKING:  # to mypy, a model built at run time is a variable, not a type
+    Hyperparameters = _HyperparametersBase
+else:
+    Hyperparameters = _Hyperparameters
 
 
 class MelodyRequest(BaseModel):
@@ -68,7 +64,9 @@ class MelodyRequest(BaseModel):
 class CreateJobRequest(BaseModel):
     model_config = _STRICT
 
-    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9 _-]+$")] | None = None
+    name: Annotated[
+        str, Field(min_length=1, max_length=names.JOB_NAME_MAX, pattern=names.JOB_NAME_PATTERN)
+    ] | None = None
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     melody: MelodyRequest = Field(default_factory=lambda: MelodyRequest(sample=melodies.DEFAULT_SAMPLE))
 
@@ -94,25 +92,8 @@ def plain(value: Any) -> Any:
     return value
 
 
-def utc_timestamp(moment: datetime | None = None) -> str:
-    """The API's one timestamp form: `2026-11-27T15:00:00.000Z` (now, unless given)."""
-    moment = datetime.now(UTC) if moment is None else moment
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def iso_utc(timestamp: str) -> str:
-    """A stored timestamp in the API's form, whoever wrote it: the handlers, the container, or
-    the state machine's `$$.State.EnteredTime` (which moto writes as `...+00:00` with
-    microseconds)."""
-    try:
-        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    except ValueError:
-        return timestamp
-    return utc_timestamp(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
-
-
 def job_to_api(item: dict[str, Any]) -> dict[str, Any]:
-    """The job as DESIGN.md shows it; internal attributes (keys, owner) stay inside."""
+    """The job as the API shows it; internal attributes (keys, owner) stay inside."""
     item = plain(item)
     return {
         "job_id": item["job_id"],

@@ -4,12 +4,9 @@ When the stream Lambda's event source gives up on a batch (a transient failure t
 its retries or its maximum record age), Lambda sends the on-failure destination a record that
 names the batch, not its records: `{"requestContext": {"condition": ...}, "DDBStreamBatchInfo":
 {"streamArn", "shardId", "startSequenceNumber", "endSequenceNumber", "batchSize", ...}}`. This
-handler reads those records back from the stream (GetShardIterator AT_SEQUENCE_NUMBER, then
-GetRecords up to the end sequence number) and hands each job INSERT to the stream handler's
-`start_job` once more (ExecutionAlreadyExists counts as started, so the batch's records that had
-succeeded are harmless). A job that still cannot start is ended by the conditional
-`fail_unstarted`: FAILED with a reason a person can act on, or STOPPED if it was stopped
-meanwhile; a job that has moved on keeps its status. So no job stays SUBMITTED.
+handler reads those records back from the stream and hands each job INSERT to `start_job` once
+more (`lambdas/common/starting.py`: the batch's records that had succeeded are harmless). A job
+that still cannot start is ended for good, so no job stays SUBMITTED.
 
 A stream keeps records 24 hours. A message whose records are gone cannot name its jobs: it is
 logged as an ERROR with the batch and reported as a batch item failure, so SQS moves it, after
@@ -28,22 +25,15 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lambdas.common.dal import JobsRepository, client
-from lambdas.common.env import stream_env
-from lambdas.stream.handler import MalformedJobRecord, is_job_insert, start_job
+from contracts import events
+from lambdas.common.dal import StreamRecords
+from lambdas.common.errors import ExecutionRefusedError, ExecutionUnavailableError, RecordsGone
+from lambdas.common.starting import MalformedJobRecord, end_for_good, is_job_insert, start_job
 
 logger = Logger(service="opencomposer-redrive")
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
-# Stream answers that mean the batch's records can no longer be read: older than the stream's
-# 24 hours, or the stream itself is gone (disabled, table deleted).
-GONE_ERRORS = frozenset({"TrimmedDataAccessException", "ResourceNotFoundException"})
-# GetRecords may answer empty pages before it reaches a shard's later records (DynamoDB Streams
-# API reference, GetRecords); bounded so that a message never spins until the Lambda timeout.
-MAX_EMPTY_PAGES = 10
 
 
 class StreamBatch(BaseModel):
@@ -68,54 +58,13 @@ class FailedBatch(BaseModel):
     request_context: dict[str, Any] = Field(alias="requestContext", default_factory=dict)
 
 
-class RecordsGone(Exception):
-    """The batch's records are no longer in the stream."""
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _as_delivered(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
-    """A GetRecords record in the shape Lambda delivers to the stream handler."""
-    stream = dict(record["dynamodb"])
-    created = stream.get("ApproximateCreationDateTime")
-    if created is not None and hasattr(created, "timestamp"):  # boto3 parses it, Lambda sends epoch seconds
-        stream["ApproximateCreationDateTime"] = created.timestamp()
-    return {**record, "dynamodb": stream, "eventSourceARN": stream_arn}
-
-
 def read_batch(batch: StreamBatch) -> list[dict[str, Any]]:
-    """The batch's records, from its start to its end sequence number (both included)."""
-    streams = client("dynamodbstreams")
-    end = int(batch.end_sequence_number)
-    records: list[dict[str, Any]] = []
-    empty_pages = 0
-    try:
-        iterator = streams.get_shard_iterator(
-            StreamArn=batch.stream_arn,
-            ShardId=batch.shard_id,
-            ShardIteratorType="AT_SEQUENCE_NUMBER",
-            SequenceNumber=batch.start_sequence_number,
-        )["ShardIterator"]
-        while iterator:
-            page = streams.get_records(ShardIterator=iterator)
-            for record in page["Records"]:
-                sequence = int(record["dynamodb"]["SequenceNumber"])
-                if sequence > end:
-                    return records
-                records.append(_as_delivered(record, batch.stream_arn))
-                if sequence == end:
-                    return records
-            empty_pages = 0 if page["Records"] else empty_pages + 1
-            if empty_pages > MAX_EMPTY_PAGES:
-                raise RuntimeError(f"the stream gave no records up to {end} after {empty_pages} empty reads")
-            iterator = page.get("NextShardIterator")
-    except ClientError as e:
-        if _code(e) in GONE_ERRORS:
-            raise RecordsGone(f"{_code(e)}: {e.response.get('Error', {}).get('Message', '')}") from e
-        raise
-    return records  # the shard was closed before the end sequence number: these are all there are
+    """The batch's records (RecordsGone when the stream no longer has them), as Lambda delivers
+    them to the stream handler."""
+    records = StreamRecords().read(
+        batch.stream_arn, batch.shard_id, batch.start_sequence_number, batch.end_sequence_number
+    )
+    return [events.stream_record(record, batch.stream_arn) for record in records]
 
 
 def redrive(record: DynamoDBRecord) -> None:
@@ -124,24 +73,15 @@ def redrive(record: DynamoDBRecord) -> None:
         return
     job = record.dynamodb.new_image if record.dynamodb else {}
     try:
-        start_job(job)
-        return
-    except MalformedJobRecord as e:
-        # start_job has ended the job FAILED with what is wrong with it (if it had an id at all).
-        logger.error("a job record no retry can start", cause=str(e))
-        return
-    except ClientError as e:
-        error = e.response.get("Error", {})
+        start_job(job, logger)
+    except (MalformedJobRecord, ExecutionRefusedError):
+        pass  # start_job has ended the job for good, with what is wrong, and logged it
+    except ExecutionUnavailableError as e:
         reason = (
-            f"the training workflow could not be started after retries ({_code(e)}: "
-            f"{error.get('Message', '')}); submit the job again"
+            f"the training workflow could not be started after retries ({e.code}: {e.message}); "
+            "submit the job again"
         )
-    job_id = job["job_id"]  # execution_input checked it before StartExecution was called
-    # Conditional: a no-op where start_job already ended the job for good (with its own reason),
-    # or where the job has moved on.
-    status = JobsRepository(stream_env().table_name).fail_unstarted(job_id, reason)
-    if status:
-        logger.error("job status changed", job_id=job_id, status=status, cause=reason)
+        end_for_good(job["job_id"], reason, logger)  # execution_input has checked the job id
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -163,8 +103,8 @@ def record_handler(record: SQSRecord) -> None:
         )
         raise
     logger.info("redriving a failed stream batch", batch=batch, condition=condition, records=len(records))
-    for stream_record in records:
-        redrive(DynamoDBRecord(stream_record))
+    for delivered in records:
+        redrive(DynamoDBRecord(delivered))
 
 
 @logger.inject_lambda_context

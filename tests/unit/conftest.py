@@ -7,15 +7,17 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import boto3
 import pytest
 
-from contracts import deployment, functions, storage
+from contracts import deployment, events, functions, storage
 from lambdas.common import dal, env
 
 TABLE = "jobs-test"
@@ -70,6 +72,27 @@ def _create_resources() -> None:
     boto3.client("s3").create_bucket(Bucket=BUCKET)
 
 
+@contextmanager
+def failing_calls(
+    failing: dict[str, str], only: Callable[[dict[str, Any]], bool] | None = None
+) -> Iterator[None]:
+    """These operations answer these error codes (where `only(params)` holds); the rest stays moto."""
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    real = BaseClient._make_api_call
+
+    def patched(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation in failing and (only is None or only(params)):
+            error = {"Code": failing[operation], "Message": "injected by the test"}
+            raise ClientError({"Error": error}, operation)
+        return real(self, operation, params)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BaseClient, "_make_api_call", patched)
+        yield
+
+
 @pytest.fixture()
 def moto_server() -> Iterator[str]:
     """moto's server on a free loopback port, as the local stack runs it; yields its URL."""
@@ -114,30 +137,11 @@ def call_api(
     all_headers = dict(headers or {})
     if raw_body is not None and not any(k.lower() == "content-type" for k in all_headers):
         all_headers["Content-Type"] = "application/json"
-    if base64_body and raw_body is not None:
-        raw_body = base64.b64encode(raw_body.encode()).decode()
-    identity: dict[str, Any] = {"sourceIp": "127.0.0.1", "userArn": owner, "caller": None}
-    event = {
-        "resource": path,
-        "path": path,
-        "httpMethod": method,
-        "headers": all_headers,
-        "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
-        "queryStringParameters": query,
-        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": path,
-            "httpMethod": method,
-            "path": f"/v1{path}",
-            "stage": "v1",
-            "requestId": uuid.uuid4().hex,
-            "identity": identity,
-        },
-        "body": raw_body,
-        "isBase64Encoded": base64_body,
-    }
+    raw_path = f"{path}?{urlencode(query)}" if query else path
+    data = raw_body.encode() if raw_body is not None else b""
+    event = events.api_gateway_event(method, raw_path, all_headers, data, stage="v1", owner=owner)
+    if base64_body and data:  # API Gateway base64-encodes what it takes for binary
+        event["body"], event["isBase64Encoded"] = base64.b64encode(data).decode(), True
     response = lambda_handler(event, FakeContext())
     text = response.get("body")
     if text and response.get("isBase64Encoded"):
@@ -194,11 +198,10 @@ def stream_records() -> list[dict[str, Any]]:
         iterator = streams.get_shard_iterator(
             StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]
-        for record in streams.get_records(ShardIterator=iterator)["Records"]:
-            created = record["dynamodb"].get("ApproximateCreationDateTime")
-            if created is not None:
-                record["dynamodb"]["ApproximateCreationDateTime"] = created.timestamp()
-            records.append({**record, "eventSourceARN": stream_arn})
+        records += [
+            events.stream_record(record, stream_arn)
+            for record in streams.get_records(ShardIterator=iterator)["Records"]
+        ]
     return records
 
 

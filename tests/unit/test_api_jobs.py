@@ -13,7 +13,7 @@ import mido
 import pytest
 from botocore.exceptions import ClientError
 
-from contracts import deployment, storage
+from contracts import deployment, routes, storage
 from lambdas.common import melodies
 from lambdas.common.dal import JobsRepository
 from tests.unit.conftest import BUCKET, TABLE, bucket_keys, call_api, put_job_item, table_items
@@ -339,6 +339,35 @@ def test_get_of_an_unknown_job_is_404(aws: None, job_id: str) -> None:
 
     assert response.status == 404
     assert response.body["error"]["code"] == "job_not_found"
+
+
+def test_the_handler_serves_exactly_the_contracts_routes(aws: None) -> None:
+    # Every method on every resource of the contract: a route the handler has no registration
+    # for answers the resolver's own 404 (`not_found`), any other reaches its function.
+    served = set()
+    for path in routes.resources():
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            response = call_api(method, path.replace("{job_id}", "0" * 32))
+            if (response.body or {}).get("error", {}).get("code") != "not_found":
+                served.add((method, path))
+
+    assert served == {(route.method, route.path) for route in routes.ROUTES}
+
+
+@pytest.mark.parametrize("change", ["a route without a function", "a function without a route"])
+def test_registering_fails_when_the_functions_and_the_contract_differ(change: str) -> None:
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+    from lambdas.api import handler
+
+    functions = dict(handler.ROUTE_FUNCTIONS)
+    if change == "a route without a function":
+        del functions[("GET", "/jobs/{job_id}/metrics")]
+    else:
+        functions[("PUT", "/jobs/{job_id}")] = handler.get_job
+
+    with pytest.raises(RuntimeError, match="contracts.routes and the api's functions differ"):
+        handler.register(APIGatewayRestResolver(), functions)
 
 
 def test_an_unknown_route_is_404_in_the_error_format(aws: None) -> None:

@@ -8,7 +8,9 @@ from dataclasses import asdict
 
 import mido
 import pytest
+from pydantic import ValidationError
 
+from contracts.hyperparameters import HYPERPARAMETERS, Hyperparameter
 from lambdas.common import melodies
 from lambdas.common.errors import InvalidFieldError
 from lambdas.common.models import Hyperparameters
@@ -26,6 +28,29 @@ def test_hyperparameters_reach_the_container_as_strings_it_parses_back() -> None
     chosen = Hyperparameters(epochs=3, learning_rate=0.0002, update_ratio=2, batch_size=16, seed=2**63)
 
     assert asdict(TrainingHyperparameters.parse(chosen.as_sagemaker())) == chosen.model_dump()
+
+
+def test_the_request_model_has_the_contracts_hyperparameters() -> None:
+    fields = Hyperparameters.model_fields
+
+    assert list(fields) == [spec.name for spec in HYPERPARAMETERS]
+    for spec in HYPERPARAMETERS:
+        field = fields[spec.name]
+        assert (field.annotation, field.default, field.description) == (spec.kind, spec.default, spec.help)
+
+
+@pytest.mark.parametrize("spec", HYPERPARAMETERS, ids=lambda spec: spec.name)
+def test_the_request_model_accepts_and_refuses_at_the_contracts_bounds(spec: Hyperparameter) -> None:
+    step = 1 if spec.kind is int else 1e-9
+    inside = [spec.minimum + step, spec.maximum - step]
+    outside = [spec.minimum - step, spec.maximum + step]
+    (inside if not spec.exclusive else outside).extend([spec.minimum, spec.maximum])
+
+    for value in inside:
+        Hyperparameters.model_validate_json(f'{{"{spec.name}": {value!r}}}')
+    for value in outside:
+        with pytest.raises(ValidationError):
+            Hyperparameters.model_validate_json(f'{{"{spec.name}": {value!r}}}')
 
 
 @pytest.mark.parametrize("name", sorted(melodies.SAMPLES))

@@ -5,36 +5,24 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import boto3
 import pytest
-from botocore.client import BaseClient
-from botocore.exceptions import ClientError
 
 from contracts import deployment, storage
-from tests.unit.conftest import TABLE, FakeContext, call_api, deliver, put_job_item, stream_records
+from lambdas.common.dal import StreamRecords
+from lambdas.common.errors import RecordsGone, ServiceUnavailableError
+from tests.unit.conftest import (
+    TABLE,
+    FakeContext,
+    call_api,
+    deliver,
+    failing_calls,
+    put_job_item,
+    stream_records,
+)
 from tests.unit.test_stream_handler import executions, machine  # noqa: F401 (fixture)
-
-Failing = dict[str, str]  # operation → error code it answers
-
-
-@contextmanager
-def failing_calls(failing: Failing, only: Any = None) -> Iterator[None]:
-    """These operations answer these errors (where `only(params)` holds); the rest stays moto."""
-    real = BaseClient._make_api_call
-
-    def patched(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        if operation in failing and (only is None or only(params)):
-            error = {"Code": failing[operation], "Message": "injected by the test"}
-            raise ClientError({"Error": error}, operation)
-        return real(self, operation, params)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(BaseClient, "_make_api_call", patched)
-        yield
 
 
 def on_failure_record(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -224,3 +212,42 @@ def test_a_job_no_retry_can_start_is_settled_with_what_is_wrong_with_it(machine:
     assert executions(machine) == []
     job = job_of("d" * 32)
     assert job["status"] == "FAILED" and "epochs" in job["failure_reason"]
+
+
+# --- data access: reading a failed batch back from the stream -----------------------------------
+def batch_of(records: list[dict[str, Any]]) -> tuple[str, str, str, str]:
+    """(stream ARN, shard id, first and last sequence number) of these records."""
+    info = on_failure_record(records)["DDBStreamBatchInfo"]
+    return info["streamArn"], info["shardId"], info["startSequenceNumber"], info["endSequenceNumber"]
+
+
+def test_the_stream_is_read_back_from_the_first_to_the_last_sequence_number(aws: None) -> None:
+    for job_id in ("a" * 32, "b" * 32, "c" * 32):
+        put_job_item(job_id, "SUBMITTED")
+    records = stream_records()
+    assert len(records) == 3
+
+    middle = StreamRecords().read(*batch_of(records[1:2]))
+    every = StreamRecords().read(*batch_of(records))
+
+    sequences = [r["dynamodb"]["SequenceNumber"] for r in records]
+    assert [r["dynamodb"]["SequenceNumber"] for r in middle] == sequences[1:2]
+    assert [r["dynamodb"]["SequenceNumber"] for r in every] == sequences
+
+
+@pytest.mark.parametrize("operation", ["GetShardIterator", "GetRecords"])
+@pytest.mark.parametrize("code", ["TrimmedDataAccessException", "ResourceNotFoundException"])
+def test_records_no_longer_in_the_stream_are_records_gone(aws: None, operation: str, code: str) -> None:
+    put_job_item("a" * 32, "SUBMITTED")
+    batch = batch_of(stream_records())
+
+    with failing_calls({operation: code}), pytest.raises(RecordsGone, match=code):
+        StreamRecords().read(*batch)
+
+
+def test_a_throttled_read_is_no_loss_of_records_but_a_retry(aws: None) -> None:
+    put_job_item("a" * 32, "SUBMITTED")
+    batch = batch_of(stream_records())
+
+    with failing_calls({"GetRecords": "ThrottlingException"}), pytest.raises(ServiceUnavailableError):
+        StreamRecords().read(*batch)

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 
 from contracts import deployment, names, storage, training
-from lambdas.stream.handler import execution_input
+from lambdas.common.starting import execution_input
 from opencomposer.local import stepfunctions_sagemaker
 from tests.unit.conftest import (
     BUCKET,

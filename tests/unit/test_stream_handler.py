@@ -13,7 +13,9 @@ from botocore.exceptions import ClientError
 
 from contracts import functions, storage
 from lambdas.common import env
-from tests.unit.conftest import TABLE, call_api, deliver, put_job_item, stream_records
+from lambdas.common.dal import Executions
+from lambdas.common.errors import ExecutionRefusedError, ExecutionStartError, ExecutionUnavailableError
+from tests.unit.conftest import TABLE, call_api, deliver, failing_calls, put_job_item, stream_records
 
 PASS_MACHINE = json.dumps({"StartAt": "Noop", "States": {"Noop": {"Type": "Pass", "End": True}}})
 
@@ -154,3 +156,40 @@ def test_a_start_refused_for_good_ends_the_job_failed(machine: str, monkeypatch:
     job = call_api("GET", f"/jobs/{job_id}").body
     assert job["status"] == "FAILED"
     assert "StateMachineDoesNotExist" in job["failure_reason"]
+
+
+# --- data access: StartExecution's answers ---------------------------------------------------
+def test_an_execution_that_exists_already_counts_as_started(machine: str) -> None:
+    training = Executions(machine)
+
+    assert training.start("a" * 32, {"job_id": "a" * 32}) is True
+    # Step Functions answers the same input to a running execution with that execution (moto
+    # too), a different input, or a closed execution's name, with ExecutionAlreadyExists.
+    assert training.start("a" * 32, {"job_id": "a" * 32, "again": True}) is False
+    assert [e["name"] for e in executions(machine)] == ["a" * 32]
+
+
+def test_a_state_machine_that_does_not_exist_refuses_for_good(machine: str) -> None:
+    with pytest.raises(ExecutionRefusedError) as refused:
+        Executions(machine.replace(":training", ":deleted-machine")).start("a" * 32, {})
+
+    assert refused.value.code == "StateMachineDoesNotExist" and refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        *((code, ExecutionRefusedError) for code in sorted(Executions.PERMANENT_ERRORS)),
+        ("ThrottlingException", ExecutionUnavailableError),
+        ("ServiceUnavailable", ExecutionUnavailableError),
+        ("InternalServerError", ExecutionUnavailableError),
+    ],
+)
+def test_start_execution_errors_become_domain_errors_with_their_code_and_message(
+    machine: str, code: str, kind: type[ExecutionStartError]
+) -> None:
+    with failing_calls({"StartExecution": code}), pytest.raises(kind) as raised:
+        Executions(machine).start("a" * 32, {})
+
+    assert (raised.value.code, raised.value.message) == (code, "injected by the test")
+    assert isinstance(raised.value.__cause__, ClientError)

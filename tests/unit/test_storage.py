@@ -1,4 +1,4 @@
-"""Shared names in lambdas/common/settings.py, checked where they meet AWS."""
+"""The shared storage layout (contracts/storage.py), checked where it meets AWS."""
 
 from __future__ import annotations
 

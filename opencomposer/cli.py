@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from contracts import hyperparameters, statuses
 from opencomposer.client import ApiError, Client, default_api_url
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_API = 0, 1, 2, 3
@@ -71,8 +72,8 @@ def wait_and_report(client: Client, job_id: str, interval: float) -> int:
         job = client.wait(job_id, interval=interval, on_update=printer)
     finally:
         printer.done()
-    if job["status"] == "COMPLETED":
-        print(f"job {job_id} COMPLETED")
+    if job["status"] == statuses.COMPLETED:
+        print(f"job {job_id} {statuses.COMPLETED}")
         return EXIT_OK
     reason = job.get("failure_reason") or "stopped at the user's request"
     print(f"job {job_id} {job['status']}: {reason}", file=sys.stderr)
@@ -83,13 +84,11 @@ def _submit_body(args: argparse.Namespace) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if args.name:
         body["name"] = args.name
-    hyperparameters = {
-        key: getattr(args, key)
-        for key in ("epochs", "learning_rate", "update_ratio", "batch_size", "seed")
-        if getattr(args, key) is not None
+    chosen = {
+        name: getattr(args, name) for name in hyperparameters.BY_NAME if getattr(args, name) is not None
     }
-    if hyperparameters:
-        body["hyperparameters"] = hyperparameters
+    if chosen:
+        body["hyperparameters"] = chosen
     if args.midi:
         body["melody"] = {"midi_base64": base64.b64encode(Path(args.midi).read_bytes()).decode()}
     elif args.sample:
@@ -216,11 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit = sub.add_parser("submit", parents=[common], help="start a training job, print its id")
     submit.add_argument("--name")
-    submit.add_argument("--epochs", type=int)
-    submit.add_argument("--learning-rate", dest="learning_rate", type=float)
-    submit.add_argument("--update-ratio", dest="update_ratio", type=int)
-    submit.add_argument("--batch-size", dest="batch_size", type=int)
-    submit.add_argument("--seed", type=int)
+    for spec in hyperparameters.HYPERPARAMETERS:
+        submit.add_argument(
+            "--" + spec.name.replace("_", "-"),
+            dest=spec.name,
+            type=spec.kind,
+            help=f"{spec.help}; range {spec.range_text()}, default {spec.default:g}".replace("%", "%%"),
+        )
     melody = submit.add_mutually_exclusive_group()
     melody.add_argument("--sample", help="one of the shipped melodies (e.g. twinkle-twinkle)")
     melody.add_argument("--midi", help="your own MIDI file: its first track with notes is the melody")

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from contracts import deployment, names, statuses
+
 ENV_API_URL = "OPENCOMPOSER_API_URL"
 DEFAULT_LOCAL_URL = "http://127.0.0.1:{port}"
-FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "STOPPED"})
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _EXECUTE_API_HOST = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -30,7 +31,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 def default_api_url() -> str:
     """`OPENCOMPOSER_API_URL`, else the local stack's URL (`OPENCOMPOSER_PORT`, default 8000)."""
     return os.environ.get(ENV_API_URL) or DEFAULT_LOCAL_URL.format(
-        port=os.environ.get("OPENCOMPOSER_PORT", "8000")
+        port=os.environ.get(deployment.ENV_LOCAL_PORT) or deployment.DEFAULT_LOCAL_PORT
     )
 
 
@@ -56,7 +57,7 @@ class Client:
     def submit(
         self, body: Mapping[str, Any] | None = None, idempotency_key: str | None = None
     ) -> dict[str, Any]:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        headers = {names.IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else {}
         return self._json("POST", "/jobs", body or {}, headers)
 
     def get(self, job_id: str) -> dict[str, Any]:
@@ -98,7 +99,7 @@ class Client:
             job = self.get(job_id)
             if on_update is not None:
                 on_update(job)
-            if job["status"] in FINAL_STATUSES:
+            if job["status"] in statuses.FINAL:
                 return job
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} still {job['status']} after {timeout:.0f} s")

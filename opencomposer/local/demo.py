@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from contracts import names
+from contracts import names, statuses
 from lambdas.common.melodies import DEFAULT_SAMPLE
 from opencomposer.cli import DEFAULT_OUT, EXIT_API, EXIT_JOB_FAILED, ProgressPrinter
 from opencomposer.client import ApiError, Client
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             job = client.wait(job_id, interval=1.0, on_update=printer)
         finally:
             printer.done()
-        if job["status"] != "COMPLETED":
+        if job["status"] != statuses.COMPLETED:
             print(f"job {job_id} ended {job['status']}: {job.get('failure_reason')}", file=sys.stderr)
             print(f"logs: {stack.logs_dir}", file=sys.stderr)
             return EXIT_JOB_FAILED

@@ -1,135 +1,27 @@
 """The local API Gateway: HTTP requests as REST API proxy events, through moto's Lambda Invoke.
 
 moto has no usable API Gateway data plane, so this threaded HTTP server builds the event API
-Gateway's `AWS_PROXY` integration would send (path parameters matched against the API's
-resources, query strings, headers, body, `requestContext.identity` carrying the one local
-caller) and invokes the api function through moto's Lambda `Invoke`, so it runs in the same
-runtime as every other invocation. The function's proxy response becomes the HTTP response.
+Gateway's `AWS_PROXY` integration would send (`contracts.events.api_gateway_event`: the resource
+and path parameters matched against the API's routes, query strings, headers, body, the one
+local caller as `requestContext.identity`) and invokes the api function through moto's Lambda
+`Invoke`, so it runs in the same runtime as every other invocation. The function's proxy
+response becomes the HTTP response.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import re
 import threading
-import time
-import uuid
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from contracts import deployment
+from contracts import events
 
-# The API's resources, as the REST API declares them (DESIGN's route table).
-RESOURCES = (
-    "/jobs",
-    "/jobs/{job_id}",
-    "/jobs/{job_id}/metrics",
-    "/jobs/{job_id}/compositions",
-    "/jobs/{job_id}/stop",
-)
 STAGE = "local"
 # API Gateway's own payload limit; the handler enforces the API's 1 MiB body limit itself.
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
-_TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
-
-
-def _compile(resource: str) -> re.Pattern[str]:
-    pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(resource))
-    return re.compile(f"^{pattern}$")
-
-
-_ROUTES = [(resource, _compile(resource)) for resource in RESOURCES]
-
-
-def match_resource(path: str) -> tuple[str, dict[str, str] | None]:
-    """The resource a path belongs to and its path parameters (`/{proxy+}` when none does)."""
-    for resource, pattern in _ROUTES:
-        m = pattern.match(path)
-        if m:
-            return resource, (m.groupdict() or None)
-    return "/{proxy+}", {"proxy": path.lstrip("/")}
-
-
-def build_event(
-    method: str,
-    raw_path: str,
-    headers: Mapping[str, str] | list[tuple[str, str]],
-    body: bytes,
-    source_ip: str = "127.0.0.1",
-    owner: str = deployment.LOCAL_OWNER,
-    account_id: str = deployment.LOCAL_ACCOUNT,
-) -> dict[str, Any]:
-    """An API Gateway REST API (v1) proxy event, as `AWS_PROXY` integrations receive it."""
-    split = urlsplit(raw_path)
-    path = split.path or "/"
-    resource, path_parameters = match_resource(path)
-    pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
-    single_headers: dict[str, str] = {}
-    multi_headers: dict[str, list[str]] = {}
-    for name, value in pairs:
-        single_headers[name] = value
-        multi_headers.setdefault(name, []).append(value)
-    multi_query = parse_qs(split.query, keep_blank_values=True)
-    single_query = {k: v[-1] for k, v in multi_query.items()}
-    content_type = next((v for k, v in pairs if k.lower() == "content-type"), "")
-    text_body: str | None
-    is_base64 = False
-    if not body:
-        text_body = None
-    elif not content_type or content_type.startswith(_TEXT_TYPES):
-        try:
-            text_body = body.decode("utf-8")
-        except UnicodeDecodeError:
-            text_body, is_base64 = base64.b64encode(body).decode(), True
-    else:
-        text_body, is_base64 = base64.b64encode(body).decode(), True
-    now = time.time()
-    user_agent = single_headers.get("User-Agent") or single_headers.get("user-agent")
-    return {
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": single_headers or None,
-        "multiValueHeaders": multi_headers or None,
-        "queryStringParameters": single_query or None,
-        "multiValueQueryStringParameters": multi_query or None,
-        "pathParameters": path_parameters,
-        "stageVariables": None,
-        "requestContext": {
-            "accountId": account_id,
-            "apiId": "local",
-            "domainName": single_headers.get("Host", "127.0.0.1"),
-            "httpMethod": method,
-            "path": f"/{STAGE}{path}",
-            "protocol": "HTTP/1.1",
-            "requestId": str(uuid.uuid4()),
-            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "requestTimeEpoch": int(now * 1000),
-            "resourceId": "local",
-            "resourcePath": resource,
-            "stage": STAGE,
-            # IAM authorization fills these from the caller's signature; locally the caller is
-            # always the one local identity.
-            "identity": {
-                "accountId": account_id,
-                "caller": owner,
-                "user": owner,
-                "userArn": owner,
-                "accessKey": None,
-                "sourceIp": source_ip,
-                "userAgent": user_agent,
-                "cognitoIdentityId": None,
-                "cognitoIdentityPoolId": None,
-                "cognitoAuthenticationType": None,
-                "cognitoAuthenticationProvider": None,
-            },
-        },
-        "body": text_body,
-        "isBase64Encoded": is_base64,
-    }
 
 
 def proxy_response(payload: Mapping[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -213,7 +105,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         body = self.rfile.read(length) if length else b""
-        event = build_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
+        event = events.api_gateway_event(
+            self.command,
+            self.path,
+            list(self.headers.items()),
+            body,
+            stage=STAGE,
+            source_ip=self.client_address[0],
+        )
         try:
             status, headers, data = self.front_door.invoke(event)
         except Exception:  # noqa: BLE001 - the caller gets API Gateway's answer, the log the cause

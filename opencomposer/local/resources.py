@@ -1,32 +1,31 @@
-"""The local stack's AWS resources, created in moto from `lambdas.common.settings`.
+"""The local stack's AWS resources, created in moto from the contracts.
 
-`resource_specs()` says what the stack creates (the same keys, indexes, stream view,
-environment variable names, handlers and event-source settings the CDK stack declares), as
-plain data, so the infra tests can compare it with the synthesised template. `create_all()`
-turns it into moto resources through the ordinary boto3 API.
+`resource_specs()` says what the stack creates (the table's keys, index and stream view from
+`contracts.storage`, the functions from `contracts.functions`, the state machine's placeholders
+filled as `contracts.names` fills them), as plain data, so the infra tests can compare it with
+the synthesised template. `create_all()` turns it into moto resources through the ordinary
+boto3 API.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from contracts import deployment, functions, storage
+from contracts.names import placeholders, render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ASL_PATH = REPO_ROOT / "statemachine" / "training.asl.json"
-LAMBDA_RUNTIME = "python3.11"
 MAX_RUNTIME_SECONDS = 7200  # the training job's StoppingCondition (the CDK parameter's default)
 # No spot capacity on one machine: on-demand, as the CDK parameter's default; the wait limit is
 # then unused but filled, as CloudFormation fills every placeholder.
 USE_SPOT_INSTANCES = False
 MAX_WAIT_SECONDS = 14400
-_PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
 
 @dataclass(frozen=True)
@@ -45,13 +44,9 @@ class LocalNames:
     def bucket(self) -> str:
         return f"{self.prefix}-artifacts"
 
-    @property
-    def api_function(self) -> str:
-        return f"{self.prefix}-api"
-
-    @property
-    def stream_function(self) -> str:
-        return f"{self.prefix}-stream"
+    def function_name(self, key: str) -> str:
+        """The function of `contracts.functions` with this key: `opencomposer-local-api`."""
+        return f"{self.prefix}-{key}"
 
     @property
     def state_machine(self) -> str:
@@ -108,35 +103,47 @@ def table_spec(names: LocalNames) -> dict[str, Any]:
     }
 
 
-def handler_environment(names: LocalNames) -> dict[str, str]:
-    """The environment both functions get (the CDK stack sets the same variable names)."""
-    return {
+def local_functions() -> tuple[functions.FunctionSpec, ...]:
+    """The functions the local stack runs (the redrive has no dead-letter queue to read here)."""
+    return tuple(spec for spec in functions.FUNCTIONS if spec.local)
+
+
+def handler_environment(names: LocalNames, spec: functions.FunctionSpec) -> dict[str, str]:
+    """The function's environment: the variables its spec names, with local values, and
+    Powertools'."""
+    values = {
         functions.ENV_TABLE: names.table,
         functions.ENV_BUCKET: names.bucket,
         functions.ENV_STATE_MACHINE_ARN: names.state_machine_arn,
-        "POWERTOOLS_SERVICE_NAME": "opencomposer",
-        "POWERTOOLS_LOG_LEVEL": "INFO",
     }
+    return functions.environment(spec, values)
 
 
 def function_specs(names: LocalNames) -> list[dict[str, Any]]:
-    """create_function arguments, without the code (see `lambda_package`)."""
-    common = {
-        "Runtime": LAMBDA_RUNTIME,
-        "Role": names.role_arn("lambda"),
-        "Environment": {"Variables": handler_environment(names)},
-        "MemorySize": 512,
-    }
+    """create_function arguments, without the code (see `lambda_package`).
+
+    The runtime is declared as deployed; the workers run this environment's interpreter
+    whatever it says (`runtime.LambdaRuntime`).
+    """
     return [
-        {"FunctionName": names.api_function, "Handler": functions.API.handler, "Timeout": 29, **common},
-        {"FunctionName": names.stream_function, "Handler": functions.STREAM.handler, "Timeout": 60, **common},
+        {
+            "FunctionName": names.function_name(spec.key),
+            "Description": spec.description,
+            "Runtime": spec.runtime,
+            "Handler": spec.handler,
+            "Role": names.role_arn("lambda"),
+            "MemorySize": spec.memory_mb,
+            "Timeout": spec.timeout_s,
+            "Environment": {"Variables": handler_environment(names, spec)},
+        }
+        for spec in local_functions()
     ]
 
 
 def event_source_mapping_spec(names: LocalNames, stream_arn: str) -> dict[str, Any]:
     return {
         "EventSourceArn": stream_arn,
-        "FunctionName": names.stream_function,
+        "FunctionName": names.function_name(functions.STREAM.key),
         "StartingPosition": "TRIM_HORIZON",
         "BatchSize": 10,
         "FilterCriteria": {"Filters": [{"Pattern": json.dumps(storage.STREAM_FILTER_PATTERN)}]},
@@ -161,28 +168,14 @@ def definition_substitutions(names: LocalNames) -> dict[str, str]:
     }
 
 
-def render_definition(text: str, substitutions: dict[str, str]) -> str:
-    """`${Name}` → value for the keys given, as CloudFormation's `DefinitionSubstitutions`
-    (plain text replacement; a `${...}` without a value stays as it is)."""
-    return _PLACEHOLDER.sub(lambda m: substitutions.get(m.group(1), m.group(0)), text)
-
-
-def unfilled_placeholders(definition: str) -> list[str]:
-    """Placeholders left in the states' fields (comments aside): each would break the state machine."""
-    found: set[str] = set()
-
-    def walk(node: Any, key: str = "") -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, k)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v, key)
-        elif isinstance(node, str) and key != "Comment":
-            found.update(_PLACEHOLDER.findall(node))
-
-    walk(json.loads(definition))
-    return sorted(found)
+def state_machine_definition(names: LocalNames) -> str:
+    """The ASL file with its placeholders filled, as CloudFormation fills them; a placeholder
+    the states use without a local value is a ValueError (it would break the state machine)."""
+    definition = render(ASL_PATH.read_text(), definition_substitutions(names))
+    missing = placeholders(definition)
+    if missing:
+        raise ValueError(f"{ASL_PATH.name}: no local value for placeholder(s) {', '.join(sorted(missing))}")
+    return definition
 
 
 def resource_specs(names: LocalNames | None = None) -> dict[str, Any]:
@@ -249,10 +242,7 @@ def create_all(session: Any, endpoint_url: str, names: LocalNames | None = None)
     table = dynamodb.create_table(**table_spec(names))["TableDescription"]
     client("s3").create_bucket(Bucket=names.bucket)
 
-    definition = render_definition(ASL_PATH.read_text(), definition_substitutions(names))
-    missing = unfilled_placeholders(definition)
-    if missing:
-        raise ValueError(f"{ASL_PATH.name}: no local value for placeholder(s) {', '.join(missing)}")
+    definition = state_machine_definition(names)
     state_machine_arn = client("stepfunctions").create_state_machine(
         name=names.state_machine, definition=definition, roleArn=names.role_arn("states")
     )["stateMachineArn"]

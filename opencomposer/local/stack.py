@@ -20,16 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contracts import deployment
+from contracts import deployment, functions
 from opencomposer.local.front_door import FrontDoor
-from opencomposer.local.lambda_runtime import LambdaRuntime, StreamDelivery
-from opencomposer.local.resources import CreatedResources, LocalNames, create_all
+from opencomposer.local.resources import CreatedResources, LocalNames, create_all, local_functions
+from opencomposer.local.runtime import LambdaRuntime
 from opencomposer.local.sagemaker_runner import DEFAULT_ENTRY_POINT, SageMakerRunner
+from opencomposer.local.stream_delivery import StreamDelivery
 
 log = logging.getLogger(__name__)
 
 ENV_HOME = "OPENCOMPOSER_HOME"
-ENV_PORT = "OPENCOMPOSER_PORT"
 STATE_DIR_NAME = ".opencomposer"
 # The process environment the stack sets while it runs: moto's Step Functions interpreter
 # makes its own boto3 clients, which call http://localhost:$MOTO_PORT with these credentials.
@@ -48,7 +48,7 @@ def state_dir() -> Path:
 
 
 def api_port() -> int:
-    return int(os.environ.get(ENV_PORT) or deployment.DEFAULT_LOCAL_PORT)
+    return int(os.environ.get(deployment.ENV_LOCAL_PORT) or deployment.DEFAULT_LOCAL_PORT)
 
 
 @dataclass
@@ -139,7 +139,8 @@ class LocalStack:
                 config=Config(read_timeout=120, retries={"max_attempts": 1}, max_pool_connections=32),
             )
             port_wanted = self.options.port if self.options.port is not None else api_port()
-            self.front_door = FrontDoor(lambda_client, self.names.api_function, port=port_wanted)
+            api_function = self.names.function_name(functions.API.key)
+            self.front_door = FrontDoor(lambda_client, api_function, port=port_wanted)
             self.front_door.start()
         except BaseException:
             self.stop()
@@ -217,8 +218,8 @@ class LocalStack:
 
         assert self.runtime is not None
         backend = lambda_backends[self.names.account][self.names.region]
-        for name in (self.names.api_function, self.names.stream_function):
-            self.runtime.prewarm(backend.get_function(name))
+        for spec in local_functions():
+            self.runtime.prewarm(backend.get_function(self.names.function_name(spec.key)))
 
     def _configure_moto(self, config: dict[str, Any]) -> None:
         self._post_moto("/moto-api/config", config)

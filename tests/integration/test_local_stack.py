@@ -1,7 +1,7 @@
 """The whole local stack in this process, driven over HTTP as a user drives it.
 
-One stack for the module (start-up is a few seconds); its jobs run one after another, so the
-two cores never train twice at once: a tiny job to COMPLETED and its MIDI through the presigned
+One stack for the module; its jobs run one after another, so the two cores never train twice at
+once: a tiny job to COMPLETED and its MIDI through the presigned
 URL, a job whose training fails, and a job stopped while it trains.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import pretty_midi
 import pytest
 
-from contracts import names, storage
+from contracts import names, statuses, storage
 from opencomposer.client import Client
 from opencomposer.local.stack import LocalStack, LocalStackOptions
 
@@ -70,11 +70,12 @@ def client(stack: LocalStack) -> Client:
     return Client(stack.api_url)
 
 
-def _wait_for(client: Client, job_id: str, statuses: set[str], timeout: float = 240) -> dict[str, Any]:
+def _wait_for(client: Client, job_id: str, timeout: float = 240) -> dict[str, Any]:
+    """The job once its status is final."""
     deadline = time.monotonic() + timeout
     while True:
         job = client.get(job_id)
-        if job["status"] in statuses:
+        if job["status"] in statuses.FINAL:
             return job
         assert time.monotonic() < deadline, f"job {job_id} still {job['status']} after {timeout} s"
         time.sleep(0.5)
@@ -103,14 +104,14 @@ def test_a_tiny_job_completes_and_its_midi_accompanies_the_submitted_melody(
             "melody": {"midi_base64": base64.b64encode(_melody_midi()).decode()},
         }
     )
-    assert job["status"] == "SUBMITTED"
+    assert job["status"] == statuses.SUBMITTED
 
     # When it trains to the end
     done = client.wait(job["job_id"], interval=0.5, timeout=300)
 
     # Then it completed, with its model in S3, and its final composition downloads through the
     # presigned URL as a 4-track MIDI whose first track is the melody, note for note
-    assert done["status"] == "COMPLETED", done.get("failure_reason")
+    assert done["status"] == statuses.COMPLETED, done.get("failure_reason")
     assert done["outputs"]["model"].endswith("/output/model.tar.gz")
     assert "final" in done["outputs"]["compositions"]
     paths = {p.stem: p for p in client.download(job["job_id"], tmp_path / job["job_id"])}
@@ -141,10 +142,10 @@ def test_a_job_whose_training_fails_ends_failed_with_the_trainings_reason(
         lam.update_event_source_mapping(UUID=stack.resources.mapping_uuid, Enabled=True)
 
     # When it runs
-    done = _wait_for(client, job["job_id"], {"COMPLETED", "FAILED", "STOPPED"})
+    done = _wait_for(client, job["job_id"])
 
     # Then it failed, saying what the training found wrong
-    assert done["status"] == "FAILED"
+    assert done["status"] == statuses.FAILED
     assert "not a readable MIDI file" in done["failure_reason"]
     assert _execution_ends(stack, job["job_id"]) == "FAILED"
 
@@ -165,11 +166,11 @@ def test_stop_really_stops_the_training(stack: LocalStack, client: Client) -> No
         time.sleep(0.2)
 
     # When the user stops it
-    assert client.stop(job["job_id"])["status"] == "STOPPING"
-    done = _wait_for(client, job["job_id"], {"COMPLETED", "FAILED", "STOPPED"}, timeout=60)
+    assert client.stop(job["job_id"])["status"] == statuses.STOPPING
+    done = _wait_for(client, job["job_id"], timeout=60)
 
     # Then the job and its training job are stopped, and the process has ended
-    assert done["status"] == "STOPPED"
+    assert done["status"] == statuses.STOPPED
     assert sagemaker.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "Stopped"
     assert "Process exited with code" in (stack.logs_dir / f"{name}.log").read_text()
     assert _execution_ends(stack, job["job_id"]) == "FAILED"

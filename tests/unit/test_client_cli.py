@@ -9,9 +9,12 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
+from contracts import hyperparameters, routes, statuses
+from contracts.events import match_resource
 from opencomposer import cli
 from opencomposer.client import ApiError, Client, _region_of
 
@@ -227,6 +230,47 @@ def test_stop_and_delete(api: _Api) -> None:
         ("POST", f"/jobs/{job_id}/stop"),
         ("DELETE", f"/jobs/{job_id}"),
     ]
+
+
+def test_every_route_of_the_api_has_a_client_method(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a client whose requests are recorded as (method, the API resource of the path)
+    sent: list[tuple[str, str]] = []
+
+    def record(self: Client, method: str, path: str, body: Any = None, headers: Any = None) -> bytes:
+        sent.append((method, match_resource(urlsplit(path).path)[0]))
+        return b"{}"
+
+    monkeypatch.setattr(Client, "_request", record)
+    client, job_id = Client("http://127.0.0.1:9"), "a" * 32
+    calls = {
+        "submit": lambda: client.submit({"name": "n"}, idempotency_key="k"),
+        "list": lambda: client.list(status=statuses.COMPLETED, limit=5),
+        "get": lambda: client.get(job_id),
+        "metrics": lambda: client.metrics(job_id),
+        "compositions": lambda: client.compositions(job_id),
+        "stop": lambda: client.stop(job_id),
+        "delete": lambda: client.delete(job_id),
+    }
+    conveniences = {"wait", "download"}  # built on the methods above
+    public = {name for name in vars(Client) if not name.startswith("_") and callable(vars(Client)[name])}
+    assert set(calls) == public - conveniences, "a new Client method belongs in `calls`"
+
+    # When each API method is called once
+    for call in calls.values():
+        call()
+
+    # Then together they call every route of the API, and nothing else
+    assert sorted(sent) == sorted((route.method, route.path) for route in routes.ROUTES)
+
+
+def test_every_hyperparameter_has_a_submit_flag() -> None:
+    flags = []
+    for spec in hyperparameters.HYPERPARAMETERS:
+        flags += ["--" + spec.name.replace("_", "-"), str(spec.default)]
+
+    args = cli.build_parser().parse_args(["submit", *flags])
+
+    assert cli._submit_body(args) == {"hyperparameters": dict(hyperparameters.DEFAULTS)}
 
 
 def test_requests_to_a_deployed_api_are_signed_for_execute_api(

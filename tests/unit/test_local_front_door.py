@@ -1,4 +1,5 @@
-"""The front door: API Gateway REST proxy events in, proxy responses out."""
+"""The front door: HTTP requests in as API Gateway REST proxy events (`contracts.events`), the
+function's proxy responses out."""
 
 from __future__ import annotations
 
@@ -11,16 +12,18 @@ from typing import Any
 
 import pytest
 
-from contracts import deployment
-from opencomposer.local.front_door import FrontDoor, build_event, match_resource, proxy_response
+from contracts import deployment, routes
+from contracts.events import api_gateway_event, match_resource
+from opencomposer.local.front_door import STAGE, FrontDoor, proxy_response
 
 
 def test_event_has_the_rest_proxy_shape_with_path_parameters_query_and_local_identity() -> None:
-    event = build_event(
+    event = api_gateway_event(
         "GET",
         "/jobs/abc123/metrics?limit=5&tag=a&tag=b",
         [("Host", "127.0.0.1:8000"), ("Accept", "application/json"), ("X-Multi", "1"), ("X-Multi", "2")],
         b"",
+        stage=STAGE,
         source_ip="127.0.0.9",
     )
 
@@ -38,11 +41,14 @@ def test_event_has_the_rest_proxy_shape_with_path_parameters_query_and_local_ide
     assert identity["sourceIp"] == "127.0.0.9"
     assert event["requestContext"]["resourcePath"] == "/jobs/{job_id}/metrics"
     assert event["requestContext"]["httpMethod"] == "GET"
+    assert event["requestContext"]["stage"] == STAGE
+    assert event["requestContext"]["path"] == f"/{STAGE}/jobs/abc123/metrics"
 
 
 def test_event_bodies_json_as_text_binary_as_base64() -> None:
-    text = build_event("POST", "/jobs", {"Content-Type": "application/json"}, b'{"name": "x"}')
-    binary = build_event("POST", "/jobs", {"Content-Type": "audio/midi"}, b"MThd\x00\xff")
+    json_type, midi_type = {"Content-Type": "application/json"}, {"Content-Type": "audio/midi"}
+    text = api_gateway_event("POST", "/jobs", json_type, b'{"name": "x"}', stage=STAGE)
+    binary = api_gateway_event("POST", "/jobs", midi_type, b"MThd\x00\xff", stage=STAGE)
 
     assert text["body"] == '{"name": "x"}' and text["isBase64Encoded"] is False
     assert text["pathParameters"] is None and text["queryStringParameters"] is None
@@ -56,11 +62,18 @@ def test_event_bodies_json_as_text_binary_as_base64() -> None:
         ("/jobs/j1", "/jobs/{job_id}", {"job_id": "j1"}),
         ("/jobs/j1/stop", "/jobs/{job_id}/stop", {"job_id": "j1"}),
         ("/jobs/j1/compositions", "/jobs/{job_id}/compositions", {"job_id": "j1"}),
+        ("/jobs/j1/metrics", "/jobs/{job_id}/metrics", {"job_id": "j1"}),
         ("/elsewhere/x", "/{proxy+}", {"proxy": "elsewhere/x"}),
     ],
 )
 def test_paths_match_the_api_resources(path: str, resource: str, params: dict[str, str] | None) -> None:
     assert match_resource(path) == (resource, params)
+
+
+def test_every_route_of_the_api_is_a_resource_of_its_own() -> None:
+    for route in routes.ROUTES:
+        path = route.path.replace("{job_id}", "j1")
+        assert match_resource(path)[0] == route.path
 
 
 def test_proxy_response_keeps_status_headers_and_decodes_base64() -> None:
@@ -122,6 +135,9 @@ def test_http_requests_reach_the_function_and_its_answer_comes_back() -> None:
     assert event["httpMethod"] == "POST" and event["path"] == "/jobs" and event["body"] == '{"name": "n"}'
     assert event["headers"]["Idempotency-Key"] == "k1"
     assert event["queryStringParameters"] == {"x": "1"}
+    assert event["requestContext"]["stage"] == STAGE
+    assert event["requestContext"]["identity"]["userArn"] == deployment.LOCAL_OWNER
+    assert event["requestContext"]["identity"]["sourceIp"] == "127.0.0.1"
 
 
 def test_a_function_error_is_a_502_without_the_stack_trace() -> None:

@@ -1,4 +1,4 @@
-"""The local resources: created from settings.py, the state machine from the ASL file as CDK would."""
+"""The local resources: created from the contracts, the state machine from the ASL file as CDK would."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ import pytest
 from moto import mock_aws
 
 from contracts import deployment, functions, storage
+from opencomposer.local import resources
 from opencomposer.local.resources import (
     ASL_PATH,
     LocalNames,
     create_all,
     definition_substitutions,
     lambda_package,
-    render_definition,
     resource_specs,
-    unfilled_placeholders,
+    state_machine_definition,
 )
 
 
@@ -30,9 +30,8 @@ def test_the_asl_file_is_used_byte_for_byte_with_only_its_placeholders_filled() 
     text = ASL_PATH.read_text()
     subs = definition_substitutions(LocalNames())
 
-    rendered = render_definition(text, subs)
+    rendered = state_machine_definition(LocalNames())  # raises if a state's placeholder is left
 
-    assert unfilled_placeholders(rendered) == []
     # Everything outside the placeholders is the file itself, and each placeholder holds its value.
     pieces = re.split(r"\$\{(\w+)\}", text)
     literals, placeholders = pieces[0::2], pieces[1::2]
@@ -42,29 +41,53 @@ def test_the_asl_file_is_used_byte_for_byte_with_only_its_placeholders_filled() 
     assert list(match.groups()) == [subs.get(name, "${" + name + "}") for name in placeholders]
 
 
-def test_a_placeholder_without_a_local_value_is_reported() -> None:
-    definition = json.dumps({"Comment": "${Ignored}", "States": {"A": {"Parameters": {"T": "${Missing}"}}}})
-    assert unfilled_placeholders(render_definition(definition, {})) == ["Missing"]
+def test_a_placeholder_without_a_local_value_is_an_error(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asl = tmp_path / "training.asl.json"
+    states = {"A": {"Type": "Pass", "Parameters": {"T": "${Missing}", "U": "${JobsTable}"}}}
+    asl.write_text(json.dumps({"Comment": "${Ignored} is prose", "StartAt": "A", "States": states}))
+    monkeypatch.setattr(resources, "ASL_PATH", asl)
+
+    with pytest.raises(ValueError, match="placeholder") as caught:
+        state_machine_definition(LocalNames())
+    assert "Missing" in str(caught.value) and "Ignored" not in str(caught.value)
 
 
-def test_specs_come_from_the_shared_settings() -> None:
+def test_specs_come_from_the_contracts() -> None:
     specs = resource_specs()
 
     table = specs["table"]
     assert [k["AttributeName"] for k in table["KeySchema"]] == [storage.PARTITION_KEY, storage.SORT_KEY]
     assert table["GlobalSecondaryIndexes"][0]["IndexName"] == storage.OWNER_INDEX
     assert table["StreamSpecification"]["StreamViewType"] == storage.STREAM_VIEW_TYPE
-    handlers = {f["Handler"] for f in specs["functions"]}
-    assert handlers == {functions.API.handler, functions.STREAM.handler}
-    for function in specs["functions"]:
-        assert set(function["Environment"]["Variables"]) >= {
-            functions.ENV_TABLE,
-            functions.ENV_BUCKET,
-            functions.ENV_STATE_MACHINE_ARN,
-        }
     mapping = specs["event_source_mapping"]
     assert json.loads(mapping["FilterCriteria"]["Filters"][0]["Pattern"]) == storage.STREAM_FILTER_PATTERN
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["FunctionName"] == LocalNames().function_name(functions.STREAM.key)
+
+
+def test_each_local_function_is_its_contract_spec_with_only_the_environment_it_names() -> None:
+    names = LocalNames()
+    local = [spec for spec in functions.FUNCTIONS if spec.local]
+
+    specs = {f["FunctionName"]: f for f in resource_specs(names)["functions"]}
+
+    assert set(specs) == {names.function_name(spec.key) for spec in local}
+    assert {"opencomposer-local-api", "opencomposer-local-stream"} == set(specs)
+    for spec in local:
+        declared = specs[names.function_name(spec.key)]
+        assert declared["Handler"] == spec.handler
+        assert declared["Runtime"] == spec.runtime
+        assert declared["MemorySize"] == spec.memory_mb
+        assert declared["Timeout"] == spec.timeout_s
+        assert declared["Description"] == spec.description
+        variables = declared["Environment"]["Variables"]
+        assert set(variables) == set(spec.environment) | set(functions.POWERTOOLS_ENVIRONMENT)
+    api = specs[names.function_name(functions.API.key)]["Environment"]["Variables"]
+    assert api[functions.ENV_TABLE] == names.table and api[functions.ENV_BUCKET] == names.bucket
+    stream = specs[names.function_name(functions.STREAM.key)]["Environment"]["Variables"]
+    assert stream[functions.ENV_STATE_MACHINE_ARN] == names.state_machine_arn
 
 
 def test_the_lambda_package_holds_the_handlers() -> None:
@@ -90,12 +113,14 @@ def test_create_all_makes_every_resource(aws: Any) -> None:
     assert table["GlobalSecondaryIndexes"][0]["IndexName"] == storage.OWNER_INDEX
     aws.client("s3").head_bucket(Bucket=names.bucket)
     machine = aws.client("stepfunctions").describe_state_machine(stateMachineArn=created.state_machine_arn)
-    assert machine["definition"] == render_definition(ASL_PATH.read_text(), definition_substitutions(names))
+    assert machine["definition"] == state_machine_definition(names)
     assert created.state_machine_arn == names.state_machine_arn
     lam = aws.client("lambda")
-    api = lam.get_function_configuration(FunctionName=names.api_function)
+    api = lam.get_function_configuration(FunctionName=names.function_name(functions.API.key))
     assert api["Handler"] == functions.API.handler
+    assert api["Runtime"] == functions.API.runtime and api["MemorySize"] == functions.API.memory_mb
     assert api["Environment"]["Variables"][functions.ENV_TABLE] == names.table
+    assert functions.ENV_STATE_MACHINE_ARN not in api["Environment"]["Variables"]
     mapping = lam.get_event_source_mapping(UUID=created.mapping_uuid)
     assert mapping["EventSourceArn"] == created.stream_arn
-    assert mapping["FunctionArn"].endswith(names.stream_function)
+    assert mapping["FunctionArn"].endswith(names.function_name(functions.STREAM.key))

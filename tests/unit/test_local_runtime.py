@@ -14,7 +14,8 @@ from typing import Any
 import boto3
 import pytest
 
-from opencomposer.local.lambda_runtime import LambdaRuntime, StreamDelivery
+from opencomposer.local.runtime import LambdaRuntime
+from opencomposer.local.stream_delivery import StreamDelivery
 
 HANDLER_SOURCE = '''
 import json, os, pathlib, time
@@ -33,6 +34,11 @@ def handle(event, context):
         "remaining_ms": context.get_remaining_time_in_millis(),
         "event": event,
     }
+
+def where(event, context):
+    """Where a package the working tree also has was imported from."""
+    import lambdas
+    return {"lambdas": lambdas.__file__, "task_root": os.environ["LAMBDA_TASK_ROOT"]}
 
 def stream(event, context):
     """Fails each record once (batchItemFailures), then records it as processed."""
@@ -70,13 +76,22 @@ def _client(moto: dict[str, Any], service: str) -> Any:
     return boto3.client(service, endpoint_url=moto["url"], region_name="us-east-1")
 
 
-def _function(moto: dict[str, Any], name: str, handler: str, env: dict[str, str], timeout: int = 10) -> None:
+def _function(
+    moto: dict[str, Any],
+    name: str,
+    handler: str,
+    env: dict[str, str],
+    timeout: int = 10,
+    extra_files: dict[str, str] | None = None,
+) -> None:
     iam = _client(moto, "iam")
     with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
         iam.create_role(RoleName="fn", AssumeRolePolicyDocument="{}")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("tiny.py", HANDLER_SOURCE)
+        for path, text in (extra_files or {}).items():
+            archive.writestr(path, text)
     _client(moto, "lambda").create_function(
         FunctionName=name,
         Runtime="python3.11",
@@ -108,6 +123,20 @@ def test_invoke_runs_the_handler_in_a_warm_worker_with_the_function_environment(
     assert first["pid"] == second["pid"], "the execution environment is reused"
     log = (moto["tmp"] / "logs" / "tiny.log").read_text()
     assert 'handled {"n": 2}' in log and "START RequestId" in log and "REPORT RequestId" in log
+
+
+def test_the_handlers_come_from_the_deployment_package_not_the_installed_project(
+    moto: dict[str, Any],
+) -> None:
+    # Given a package that also has a `lambdas` (the project installs its own, from the tree)
+    _function(moto, "where", "tiny.where", {}, extra_files={"lambdas/__init__.py": ""})
+
+    # When the handler imports it
+    payload, error = _invoke(moto, "where", {})
+
+    # Then it is the package's copy: the code dir comes first on the worker's path
+    assert error is None
+    assert Path(payload["lambdas"]).parent.parent == Path(payload["task_root"])
 
 
 def test_a_raising_handler_is_a_function_error_and_the_worker_survives(moto: dict[str, Any]) -> None:

@@ -1,9 +1,11 @@
-"""The SageMaker runner on moto's server, running a small script under the container contract."""
+"""The SageMaker runner: the container contract it builds (pure functions), and jobs on moto's
+server running a small script under it."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import tarfile
 import time
@@ -15,7 +17,12 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from opencomposer.local.sagemaker_runner import SageMakerRunner
+from opencomposer.local.sagemaker_runner import (
+    JobPaths,
+    SageMakerRunner,
+    container_argv,
+    container_environment,
+)
 
 SCRIPT = r"""
 import argparse, json, os, pathlib, signal, sys, time
@@ -49,6 +56,117 @@ model = pathlib.Path(os.environ["SM_MODEL_DIR"])
 (model / "info.json").write_text(json.dumps(info))
 print("epoch 1/1 done")
 """
+
+
+# SageMaker's own variables in every training container, beside one per channel and hyperparameter.
+SAGEMAKER_VARIABLES = {
+    "SM_MODEL_DIR",
+    "SM_OUTPUT_DIR",
+    "SM_OUTPUT_DATA_DIR",
+    "SM_INPUT_DIR",
+    "SM_INPUT_CONFIG_DIR",
+    "SM_CHANNELS",
+    "SM_HPS",
+    "SM_CURRENT_HOST",
+    "SM_HOSTS",
+    "SM_NUM_GPUS",
+    "SM_NUM_CPUS",
+}
+
+
+def _environment(paths: JobPaths, **overrides: Any) -> dict[str, str]:
+    arguments: dict[str, Any] = {
+        "job_name": "job-1",
+        "job_arn": "arn:aws:sagemaker:eu-west-1:123456789012:training-job/job-1",
+        "paths": paths,
+        "channels": ["melody", "extra"],
+        "hyperparameters": {"epochs": "3", "batch_size": "16"},
+        "job_environment": {"OPENCOMPOSER_JOB_ID": "j1"},
+        "endpoint_url": "http://127.0.0.1:5555",
+        "python_path": ["/pkg/a", "/pkg/b"],
+        "host_environ": {"PATH": "/bin", "HOME": "/home/u", "OPENCOMPOSER_DATA_DIR": "/data"},
+        "cpu_count": 4,
+    }
+    return container_environment(**{**arguments, **overrides})
+
+
+def test_the_container_gets_sagemakers_variables_one_per_channel_and_one_per_hyperparameter(
+    tmp_path: Path,
+) -> None:
+    paths = JobPaths(tmp_path / "job")
+
+    env = _environment(paths)
+
+    assert {k for k in env if k.startswith("SM_")} == SAGEMAKER_VARIABLES | {
+        "SM_CHANNEL_MELODY",
+        "SM_CHANNEL_EXTRA",
+        "SM_HP_EPOCHS",
+        "SM_HP_BATCH_SIZE",
+    }
+    assert env["SM_CHANNEL_MELODY"] == str(paths.channel("melody"))
+    assert env["SM_CHANNEL_EXTRA"] == str(paths.channel("extra"))
+    assert (env["SM_HP_EPOCHS"], env["SM_HP_BATCH_SIZE"]) == ("3", "16")
+    assert json.loads(env["SM_CHANNELS"]) == ["melody", "extra"]
+    assert json.loads(env["SM_HPS"]) == {"epochs": "3", "batch_size": "16"}
+    assert env["SM_MODEL_DIR"] == str(paths.model)
+    assert env["SM_OUTPUT_DATA_DIR"] == str(paths.output_data)
+    assert env["SM_INPUT_CONFIG_DIR"] == str(paths.input_config)
+    assert env["SM_NUM_CPUS"] == "4"
+    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5555"
+    assert env["PYTHONPATH"] == os.pathsep.join(["/pkg/a", "/pkg/b"])
+    assert (env["TRAINING_JOB_NAME"], env["OPENCOMPOSER_JOB_ID"]) == ("job-1", "j1")
+
+
+def test_the_container_inherits_only_the_listed_host_variables(tmp_path: Path) -> None:
+    host = {
+        "PATH": "/bin",
+        "HOME": "/home/u",
+        "OPENCOMPOSER_DATA_DIR": "/data",
+        "AWS_PROFILE": "production",
+        "AWS_SECRET_ACCESS_KEY": "real-secret",
+        "SOMETHING_ELSE": "x",
+    }
+
+    env = _environment(JobPaths(tmp_path / "job"), host_environ=host)
+
+    assert {k for k in env if k in host} == {"PATH", "HOME", "OPENCOMPOSER_DATA_DIR", "AWS_SECRET_ACCESS_KEY"}
+    assert env["AWS_SECRET_ACCESS_KEY"] == "testing", "the fake credentials, never the host's"
+    assert {k for k in env if not k.startswith("SM_")} == {
+        "PATH",
+        "HOME",
+        "OPENCOMPOSER_DATA_DIR",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_ENDPOINT_URL",
+        "PYTHONPATH",
+        "PYTHONUNBUFFERED",
+        "TRAINING_JOB_NAME",
+        "TRAINING_JOB_ARN",
+        "OPENCOMPOSER_JOB_ID",
+    }
+
+
+def test_the_jobs_environment_is_applied_last(tmp_path: Path) -> None:
+    job_environment = {"SM_NUM_GPUS": "8", "HOME": "/elsewhere", "AWS_ENDPOINT_URL": "http://other", "N": 1}
+
+    env = _environment(JobPaths(tmp_path / "job"), job_environment=job_environment)
+
+    assert (env["SM_NUM_GPUS"], env["HOME"], env["AWS_ENDPOINT_URL"], env["N"]) == (
+        "8",
+        "/elsewhere",
+        "http://other",
+        "1",
+    )
+
+
+def test_the_entry_point_gets_each_hyperparameter_as_a_flag() -> None:
+    argv = container_argv(["python", "-m", "gan.train"], {"epochs": "3", "seed": "0"})
+
+    assert argv == ["python", "-m", "gan.train", "--epochs", "3", "--seed", "0"]
 
 
 @pytest.fixture()

@@ -1,0 +1,252 @@
+"""Lambda without Docker: the real handlers in warm worker processes, behind moto's Lambda.
+
+moto ends every invocation path (Invoke, event-source mappings, Step Functions' `lambda:invoke`)
+in `LambdaFunction._invoke_lambda`, which would start a Docker container. `LambdaRuntime.install`
+replaces that one method: the function's deployment package is unzipped once (Lambda's
+`/var/task`), and one worker process per function (`opencomposer.local.worker`) imports the
+handler once (the init phase) and then serves invocations one at a time, as a real execution
+environment does. Each function's log (handler output plus Lambda's START/END/REPORT lines)
+lands in `<logs>/<function name>.log`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+# What a worker inherits from the stack's own environment; everything else comes from the
+# function's configuration, as on Lambda.
+_INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+_FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+
+class LambdaRuntime:
+    """Warm worker processes for moto's Lambda functions, one per function."""
+
+    def __init__(self, state_dir: Path, logs_dir: Path, endpoint_url: str) -> None:
+        self.code_root = state_dir / "lambda"
+        self.logs_dir = logs_dir
+        self.endpoint_url = endpoint_url
+        self._workers: dict[str, _Worker] = {}
+        self._lock = threading.Lock()
+        self._original: Callable[..., Any] | None = None
+
+    # --- moto hook ------------------------------------------------------------------------
+    def install(self) -> None:
+        from moto.awslambda.models import LambdaFunction
+
+        runtime = self
+        self._original = LambdaFunction._invoke_lambda
+
+        def _invoke_lambda(fn: Any, event: Any = None) -> tuple[str, bool, str]:
+            return runtime.invoke(fn, event)
+
+        LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign,assignment]
+
+    def uninstall(self) -> None:
+        from moto.awslambda.models import LambdaFunction
+
+        if self._original is not None:
+            LambdaFunction._invoke_lambda = self._original  # type: ignore[method-assign]
+            self._original = None
+        with self._lock:
+            workers, self._workers = list(self._workers.values()), {}
+        for worker in workers:
+            worker.close()
+
+    # --- invocation -------------------------------------------------------------------------
+    def invoke(self, fn: Any, event: Any) -> tuple[str, bool, str]:
+        """moto's contract: (response payload, errored, log tail)."""
+        worker = self._worker_for(fn)
+        return worker.invoke(event if event is not None else {}, float(fn.timeout or 3))
+
+    def prewarm(self, fn: Any) -> None:
+        """Start a function's worker now, so its init phase is not paid by the first request."""
+        self._worker_for(fn)
+
+    def _worker_for(self, fn: Any) -> _Worker:
+        with self._lock:  # one code extraction and one worker per function, however many callers
+            config = self._config(fn)
+            worker = self._workers.get(fn.function_arn)
+            if worker is not None and worker.config_key == config.key and worker.alive():
+                return worker
+            if worker is not None:
+                worker.close()
+            worker = _Worker(config)
+            self._workers[fn.function_arn] = worker
+            return worker
+
+    def _config(self, fn: Any) -> _WorkerConfig:
+        code = fn.code_bytes or b""
+        digest = hashlib.sha256(code).hexdigest()[:16]
+        code_dir = self.code_root / fn.function_name / digest
+        if not code_dir.exists():
+            tmp = code_dir.with_name(digest + ".tmp")
+            with zipfile.ZipFile(io.BytesIO(code)) as archive:
+                archive.extractall(tmp)
+            tmp.rename(code_dir)
+        env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
+        env.update(_FAKE_CREDENTIALS)
+        env.update(
+            {
+                # Lambda's reserved variables
+                "_HANDLER": fn.handler,
+                "AWS_REGION": fn.region,
+                "AWS_DEFAULT_REGION": fn.region,
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.run_time}",
+                "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
+                "AWS_LAMBDA_FUNCTION_VERSION": str(fn.version),
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.function_name}",
+                "LAMBDA_TASK_ROOT": str(code_dir),
+                # the AWS SDK inside the handler talks to moto
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                # The deployment package, ahead of the installed project: the handlers (and the
+                # contracts) come from it, never from the working tree; the worker module and
+                # the handlers' dependencies come from this environment.
+                "PYTHONPATH": str(code_dir),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update({k: str(v) for k, v in (fn.environment_vars or {}).items()})
+        return _WorkerConfig(
+            function_name=fn.function_name,
+            function_arn=fn.function_arn,
+            handler=fn.handler,
+            memory_size=int(fn.memory_size or 128),
+            code_dir=code_dir,
+            env=env,
+            log_path=self.logs_dir / f"{fn.function_name}.log",
+        )
+
+
+class _WorkerConfig:
+    def __init__(
+        self,
+        function_name: str,
+        function_arn: str,
+        handler: str,
+        memory_size: int,
+        code_dir: Path,
+        env: dict[str, str],
+        log_path: Path,
+    ) -> None:
+        self.function_name = function_name
+        self.function_arn = function_arn
+        self.handler = handler
+        self.memory_size = memory_size
+        self.code_dir = code_dir
+        self.env = env
+        self.log_path = log_path
+        self.key = json.dumps([handler, str(code_dir), sorted(env.items())])
+
+
+class _Worker:
+    """One execution environment: a process that imported the handler and serves invocations."""
+
+    def __init__(self, config: _WorkerConfig) -> None:
+        self.config = config
+        self.config_key = config.key
+        config.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(config.log_path, "ab", buffering=0)  # noqa: SIM115 - lives with the worker
+        self._lock = threading.Lock()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "opencomposer.local.worker"],
+            cwd=config.code_dir,
+            env=config.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            # Out of the terminal's process group: Ctrl-C stops the stack, which then ends its
+            # workers; a worker whose stack died hard sees its stdin close and exits.
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    def invoke(self, event: Any, timeout_s: float) -> tuple[str, bool, str]:
+        with self._lock:
+            request_id = str(uuid.uuid4())
+            started = time.monotonic()
+            self._write_log(f"START RequestId: {request_id} Version: $LATEST\n")
+            request = {
+                "event": event,
+                "request_id": request_id,
+                "deadline_ms": int((time.time() + timeout_s) * 1000),
+                "function_arn": self.config.function_arn,
+                "memory_size": self.config.memory_size,
+            }
+            try:
+                assert self._proc.stdin is not None
+                self._proc.stdin.write(json.dumps(request).encode() + b"\n")
+                self._proc.stdin.flush()
+                line = self._read_line(timeout_s)
+            except (BrokenPipeError, OSError, TimeoutError, EOFError) as e:
+                # A dead or timed-out environment is discarded; the next invocation starts fresh.
+                self.close()
+                reason = (
+                    f"Task timed out after {timeout_s:.2f} seconds"
+                    if isinstance(e, TimeoutError)
+                    else f"Runtime exited with error: {self._proc.poll()}"
+                )
+                self._write_log(f"{datetime.now().isoformat()} {request_id} {reason}\n")
+                payload = json.dumps({"errorMessage": reason, "errorType": "Runtime.ExitError"})
+                self._report(request_id, started)
+                return payload, True, ""
+            reply = json.loads(line)
+            self._report(request_id, started)
+            if "error" in reply:
+                return json.dumps(reply["error"]), True, ""
+            return json.dumps(reply["result"]), False, ""
+
+    def _read_line(self, timeout_s: float) -> bytes:
+        assert self._proc.stdout is not None
+        ready, _, _ = select.select([self._proc.stdout], [], [], timeout_s)
+        if not ready:
+            raise TimeoutError
+        line = self._proc.stdout.readline()
+        if not line:
+            raise EOFError
+        return line
+
+    def _report(self, request_id: str, started: float) -> None:
+        elapsed_ms = (time.monotonic() - started) * 1000
+        self._write_log(
+            f"END RequestId: {request_id}\nREPORT RequestId: {request_id}\t"
+            f"Duration: {elapsed_ms:.2f} ms\tMemory Size: {self.config.memory_size} MB\n"
+        )
+
+    def _write_log(self, text: str) -> None:
+        if not self._log.closed:
+            self._log.write(text.encode())
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        for stream in (self._proc.stdin, self._proc.stdout):
+            if stream is not None:
+                stream.close()
+        self._log.close()

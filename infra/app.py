@@ -15,7 +15,8 @@ from infra.stack import STACK_NAME, OpenComposerStack  # noqa: E402
 
 CONTEXT = {
     # Run by `cdk deploy`, the CLI sets this to the stacks being deployed and the Lambda asset
-    # is built; run directly (make synth, tests), nothing is bundled, so synth is offline.
+    # is built; run directly (make synth, tests), nothing is bundled (the asset is a plain copy
+    # of its packages), so synth is offline.
     "aws:cdk:bundling-stacks": [],
     # Server access logs delivered under a bucket policy, not the legacy log-delivery ACL.
     "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,

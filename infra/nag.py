@@ -12,7 +12,7 @@ from aws_cdk import Acknowledgment, App, Stack, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
-from contracts import storage
+from contracts import functions, storage
 from infra.components.training import SAGEMAKER_LOG_GROUP
 from infra.stack import OpenComposerStack
 
@@ -100,9 +100,9 @@ def acknowledge(stack: OpenComposerStack) -> None:
     # --- Other rules.
     for fn in (api.handler, stream.handler, stream.redrive):
         _ack(fn.function, "AwsSolutions-L1",
-             "python3.12 on purpose: the Lambda asset's wheels are resolved for it by the same constant "
-             "(infra/components/functions.py) and the handlers are tested on CPython 3.11/3.12; AWS "
-             "supports it until 2028. Bump both together after testing on a newer Python.")
+             f"{functions.RUNTIME} on purpose: every function and the Lambda asset's wheels take it from "
+             "the one constant contracts.functions.RUNTIME, and the handlers are tested on CPython "
+             "3.11/3.12; AWS supports it until 2028. Bump it after testing on a newer Python.")
     _ack(api.rest_api, "AwsSolutions-APIG2",
          "the api handler validates every request with pydantic and answers 400 naming the field in "
          "the API's error shape; an API Gateway validator would answer in another shape and duplicate "

@@ -41,11 +41,10 @@ class OpenComposerStack(Stack):
                 **self.training.substitutions(),
             },
         )
-        code = handlers_code()
+        code = handlers_code(self)
         self.stream_trigger = StreamTrigger(self, "StreamTrigger", code=code, table=table,
                                             state_machine=self.workflow.state_machine)
         self.api = Api(self, "Api", code=code, table=table, bucket=bucket,
-                       training_job_prefix=self.training.job_prefix,
                        training_job_arn_pattern=self.training.job_arn_pattern)
 
         CfnOutput(self, deployment.OUTPUT_API_URL, value=self.api.rest_api.url,

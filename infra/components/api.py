@@ -3,7 +3,7 @@ access-logged, in front of the api Lambda."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -12,17 +12,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from contracts import functions, storage
+from contracts import functions, routes, storage
 from infra.components.functions import LOG_RETENTION, PythonFunction
 
-# DESIGN.md's HTTP API, v1: (path, methods).
-ROUTES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("/jobs", ("GET", "POST")),
-    ("/jobs/{job_id}", ("GET", "DELETE")),
-    ("/jobs/{job_id}/metrics", ("GET",)),
-    ("/jobs/{job_id}/compositions", ("GET",)),
-    ("/jobs/{job_id}/stop", ("POST",)),
-)
 STAGE = "v1"
 # Steady requests per second and burst for the whole stage: one team's polling clients, with
 # room to spare, while a runaway script cannot run up the Lambda and DynamoDB bill.
@@ -37,18 +29,16 @@ GATEWAY_ERROR_TEMPLATE = (
 
 class Api(Construct):
     def __init__(self, scope: Construct, id: str, *, code: lambda_.Code, table: dynamodb.ITable,
-                 bucket: s3.IBucket, training_job_prefix: str, training_job_arn_pattern: str) -> None:
+                 bucket: s3.IBucket, training_job_arn_pattern: str) -> None:
         super().__init__(scope, id)
         self.handler = PythonFunction(
             self, "Handler",
+            spec=functions.API,
             code=code,
-            handler=functions.API.handler,
             environment={
                 functions.ENV_TABLE: table.table_name,
                 functions.ENV_BUCKET: bucket.bucket_name,
             },
-            description="opencomposer api: the REST routes of the jobs API",
-            timeout=Duration.seconds(29),  # API Gateway's integration timeout
         )
         fn = self.handler.function
         # Exactly what lambdas/common/dal.py calls. Jobs, epochs and idempotency items; the
@@ -100,7 +90,7 @@ class Api(Construct):
         )
         # The stack's own ApiUrl output replaces the construct's generated one.
         self.rest_api.node.try_remove_child("Endpoint")
-        for path, methods in ROUTES:
+        for path, methods in routes.resources().items():
             resource = self.rest_api.root.resource_for_path(path)
             for method in methods:
                 resource.add_method(method)

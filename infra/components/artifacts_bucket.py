@@ -1,5 +1,5 @@
 """The artifacts bucket: melodies, per-epoch samples, compositions, models and checkpoints, all
-under `jobs/<job_id>/` (layout in lambdas/common/settings.py)."""
+under `jobs/<job_id>/` (layout in `contracts.storage`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The jobs table: every item of a job under one partition key, a GSI for a caller's jobs, and
-the stream that starts training (keys, index and stream view from settings.py)."""
+the stream that starts training (keys, index and stream view from `contracts.storage`)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,6 @@ from infra.components.functions import PythonFunction
 # goes to the queue, whose redrive still has 18 hours to read it back.
 MAX_RECORD_AGE = Duration.hours(6)
 MAX_RETRIES = 3
-REDRIVE_TIMEOUT = Duration.seconds(60)
 # Receives of a dead letter before it moves on to the unsettled queue: a few redrive attempts
 # (each after the visibility timeout) ride out a passing DynamoDB or Streams error.
 REDRIVE_MAX_RECEIVES = 5
@@ -33,20 +32,13 @@ class StreamTrigger(Construct):
     def __init__(self, scope: Construct, id: str, *, code: lambda_.Code, table: dynamodb.ITable,
                  state_machine: sfn.IStateMachine) -> None:
         super().__init__(scope, id)
-        # Both functions run the stream handler's start_job, so they read the same environment.
+        # The values of the variables both specs name (each function starts executions).
         environment = {
             functions.ENV_STATE_MACHINE_ARN: state_machine.state_machine_arn,
             functions.ENV_TABLE: table.table_name,
         }
-        self.handler = PythonFunction(
-            self, "Handler",
-            code=code,
-            handler=functions.STREAM.handler,
-            environment=environment,
-            description="opencomposer stream: starts a training execution per new job",
-            timeout=Duration.seconds(60),
-            memory_size=256,
-        )
+        self.handler = PythonFunction(self, "Handler", spec=functions.STREAM, code=code,
+                                      environment=environment)
         state_machine.grant_start_execution(self.handler.function)
         # A job whose execution can never start is ended FAILED (a conditional update).
         iam.Grant.add_to_principal(grantee=self.handler.function, actions=["dynamodb:UpdateItem"],
@@ -67,7 +59,7 @@ class StreamTrigger(Construct):
             enforce_ssl=True,
             retention_period=Duration.days(14),
             # AWS's advice for a Lambda-polled queue: six times the function's timeout.
-            visibility_timeout=Duration.seconds(6 * REDRIVE_TIMEOUT.to_seconds()),
+            visibility_timeout=Duration.seconds(6 * functions.REDRIVE.timeout_s),
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.unsettled,
                                                   max_receive_count=REDRIVE_MAX_RECEIVES),
         )
@@ -83,16 +75,8 @@ class StreamTrigger(Construct):
             on_failure=sources.SqsDlq(self.dead_letters),
         ))
 
-        self.redrive = PythonFunction(
-            self, "Redrive",
-            code=code,
-            handler=functions.REDRIVE.handler,
-            environment=environment,
-            description="opencomposer redrive: starts the jobs of failed stream batches once more, "
-                        "or ends them FAILED",
-            timeout=REDRIVE_TIMEOUT,
-            memory_size=256,
-        )
+        self.redrive = PythonFunction(self, "Redrive", spec=functions.REDRIVE, code=code,
+                                      environment=environment)
         state_machine.grant_start_execution(self.redrive.function)
         # Exactly what reading a failed batch back takes (grant_stream_read adds ListStreams on "*").
         iam.Grant.add_to_principal(grantee=self.redrive.function,

@@ -5,7 +5,6 @@ CloudFormation's definition substitutions, and a role holding exactly what its t
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,33 +16,15 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from contracts import names
 from infra.components.functions import LOG_RETENTION
 from infra.components.training import Training
 
-PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 # The rule Step Functions creates (and then only uses) to watch SageMaker jobs for `.sync`.
 SAGEMAKER_SYNC_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
 _OPTIMISED = "arn:aws:states:::"
 _TRAINING_JOB_ACTIONS = {"createTrainingJob", "describeTrainingJob", "stopTrainingJob"}
 _SYNC_ACTIONS = {"sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:ListTags"}
-
-
-def _strings(node: Any, key: str = "") -> Iterator[tuple[str, str]]:
-    """(field name, text) of every string in a parsed definition."""
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from _strings(v, k)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _strings(v, key)
-    elif isinstance(node, str):
-        yield key, node
-
-
-def placeholders(definition: str) -> set[str]:
-    """The `${Names}` the states use; a `${...}` in a Comment is prose, not a placeholder."""
-    return {name for key, text in _strings(json.loads(definition)) if key != "Comment"
-            for name in PLACEHOLDER.findall(text)}
 
 
 def task_resources(definition: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -68,7 +49,7 @@ class Workflow(Construct):
         placeholders the definition uses (a stack parameter exists only if it is used)."""
         super().__init__(scope, id)
         definition = definition_path.read_text()
-        used = placeholders(definition)
+        used = names.placeholders(definition)
         if missing := used - substitutions.keys():
             raise ValueError(f"{definition_path.name} uses placeholders the stack does not fill: "
                              f"{', '.join(sorted(missing))}; add them to the stack's substitutions")
@@ -93,7 +74,7 @@ class Workflow(Construct):
         values = {name: makers[name]() for name in sorted(used)}
         # A `${Name}` only in a Comment is prose: it becomes the plain word, so that no `${...}`
         # reaches CloudFormation without a value (cfn-lint E1029) and the text still reads.
-        for name in sorted(set(PLACEHOLDER.findall(definition)) - used):
+        for name in sorted(names.all_placeholders(definition) - used):
             values[name] = name
         return values
 

@@ -1,5 +1,6 @@
-"""The functions the template deploys are the handlers in lambdas/, with the environment they read,
-and the local stack declares the same settings."""
+"""The functions the template deploys: each is its `contracts.functions` spec (handler, runtime,
+memory, timeout, environment) and runs a handler in lambdas/ that parses that environment; and
+the local stack declares the same functions and resources."""
 
 from __future__ import annotations
 
@@ -12,27 +13,62 @@ import pytest
 from synthesized import Synth, as_list
 
 from contracts import functions, storage, training
+from contracts.names import placeholders
 from infra.components.paths import LAMBDAS_DIR, STATE_MACHINE_DEFINITION
-from infra.components.workflow import placeholders, task_resources
+from infra.components.workflow import task_resources
 from lambdas.common import env
 
 SHARED_ENV_NAMES = {name for spec in functions.FUNCTIONS for name in spec.environment}
+# The resource each variable's value names (a Ref to it in the template).
+ENV_RESOURCE_TYPES = {functions.ENV_TABLE: "AWS::DynamoDB::Table",
+                      functions.ENV_BUCKET: "AWS::S3::Bucket",
+                      functions.ENV_STATE_MACHINE_ARN: "AWS::StepFunctions::StateMachine"}
 # The parsers that read each handler's environment (lambdas/common/env.py).
 ENV_PARSERS: dict[str, Callable[[], Any]] = {functions.API.handler: env.api_env,
                                              functions.STREAM.handler: env.stream_env,
                                              # the redrive runs the stream handler's start_job
                                              functions.REDRIVE.handler: env.stream_env}
 HANDLERS = sorted(ENV_PARSERS)
+LOCAL_SPECS = [spec for spec in functions.FUNCTIONS if spec.local]
+
+
+def _key(spec: functions.FunctionSpec) -> str:
+    return spec.key
 
 
 def _functions(synth: Synth) -> dict[str, dict[str, Any]]:
     """Handler → properties, for the functions built from lambdas/."""
-    functions = [f["Properties"] for f in synth.resources("AWS::Lambda::Function").values()]
-    return {f["Handler"]: f for f in functions if f.get("Handler", "").startswith("lambdas.")}
+    deployed = [f["Properties"] for f in synth.resources("AWS::Lambda::Function").values()]
+    return {f["Handler"]: f for f in deployed if f.get("Handler", "").startswith("lambdas.")}
 
 
-def test_the_template_deploys_every_handler(synth: Synth) -> None:
-    assert set(_functions(synth)) == set(HANDLERS)
+def _deployed(synth: Synth, spec: functions.FunctionSpec) -> dict[str, Any]:
+    _, function = synth.only("AWS::Lambda::Function", Handler=spec.handler)
+    return function["Properties"]
+
+
+def test_the_template_deploys_every_function_of_the_contract_and_no_other(synth: Synth) -> None:
+    assert sorted(_functions(synth)) == sorted(spec.handler for spec in functions.FUNCTIONS) == HANDLERS
+
+
+@pytest.mark.parametrize("spec", functions.FUNCTIONS, ids=_key)
+def test_each_deployed_function_is_its_contract_spec(synth: Synth, spec: functions.FunctionSpec) -> None:
+    props = _deployed(synth, spec)
+    assert props["Runtime"] == spec.runtime
+    assert props["Architectures"] == [functions.ARCHITECTURE]
+    assert props["MemorySize"] == spec.memory_mb
+    assert props["Timeout"] == spec.timeout_s
+    assert props["Description"] == spec.description
+    variables = props["Environment"]["Variables"]
+    assert set(variables) == {*spec.environment, *functions.POWERTOOLS_ENVIRONMENT}
+    assert {name: variables[name] for name in functions.POWERTOOLS_ENVIRONMENT} == (
+        functions.POWERTOOLS_ENVIRONMENT)
+    for name in spec.environment:
+        assert synth.type_of(variables[name]) == ENV_RESOURCE_TYPES[name], name
+
+
+def test_the_api_timeout_fits_api_gateways_integration_timeout(synth: Synth) -> None:
+    assert _deployed(synth, functions.API)["Timeout"] <= 29
 
 
 @pytest.mark.parametrize("handler", HANDLERS)
@@ -50,7 +86,7 @@ def test_each_handler_named_in_the_template_exists_in_lambdas(synth: Synth, hand
 def test_each_handler_gets_the_environment_it_reads(synth: Synth, handler: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     variables = _functions(synth)[handler]["Environment"]["Variables"]
-    shared = {name for name in variables if not name.startswith("POWERTOOLS_")}
+    shared = {name for name in variables if name not in functions.POWERTOOLS_ENVIRONMENT}
     assert shared <= SHARED_ENV_NAMES, "an environment variable name that contracts.functions does not define"
     # Given exactly the template's variables (any value), the handler's settings parse.
     for name in SHARED_ENV_NAMES:
@@ -70,6 +106,29 @@ def test_each_handler_gets_the_environment_it_reads(synth: Synth, handler: str,
 local = pytest.importorskip("opencomposer.local.resources")
 
 
+def _local_functions() -> dict[str, dict[str, Any]]:
+    """Handler → create_function arguments, for the functions the local stack declares."""
+    return {spec["Handler"]: spec for spec in local.resource_specs()["functions"]}
+
+
+def test_the_local_stack_declares_the_functions_the_contract_runs_locally() -> None:
+    assert sorted(_local_functions()) == sorted(spec.handler for spec in LOCAL_SPECS)
+
+
+@pytest.mark.parametrize("spec", LOCAL_SPECS, ids=_key)
+def test_each_local_function_is_declared_as_deployed(synth: Synth, spec: functions.FunctionSpec) -> None:
+    deployed, declared = _deployed(synth, spec), _local_functions()[spec.handler]
+    for key in ("Runtime", "MemorySize", "Timeout", "Handler", "Description"):
+        assert declared[key] == deployed[key], key
+    deployed_variables = deployed["Environment"]["Variables"]
+    declared_variables = declared["Environment"]["Variables"]
+    assert set(declared_variables) == set(deployed_variables)
+    # The template's literal values (Powertools' settings) are the local values too.
+    literals = {name: value for name, value in deployed_variables.items() if isinstance(value, str)}
+    assert literals
+    assert {name: declared_variables[name] for name in literals} == literals
+
+
 def test_local_table_matches_the_template(synth: Synth) -> None:
     spec = local.resource_specs()["table"]
     (table,) = synth.resources("AWS::DynamoDB::Table").values()
@@ -81,15 +140,6 @@ def test_local_table_matches_the_template(synth: Synth) -> None:
     assert {k: index[k] for k in ("IndexName", "KeySchema", "Projection")} == local_index
     assert props["StreamSpecification"]["StreamViewType"] == spec["StreamSpecification"]["StreamViewType"]
     assert props["BillingMode"] == spec["BillingMode"]
-
-
-def test_local_functions_match_the_template(synth: Synth) -> None:
-    deployed = _functions(synth)
-    for spec in local.resource_specs()["functions"]:
-        props = deployed[spec["Handler"]]
-        assert props["Timeout"] == spec["Timeout"]
-        # Locally both functions get every variable; on AWS each gets what it reads.
-        assert set(props["Environment"]["Variables"]) <= set(spec["Environment"]["Variables"])
 
 
 def test_local_event_source_mapping_matches_the_template(synth: Synth) -> None:
@@ -113,12 +163,11 @@ def test_local_definition_substitutions_fill_the_same_placeholders(synth: Synth)
 
 
 def test_training_jobs_get_the_shared_environment_variable_names(synth: Synth) -> None:
-    # The container finds its table, bucket and job id under settings' names (docs/contracts.md).
+    # The container finds its table, bucket and job id under the contract's names.
     (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
     environments = [parameters["Environment"] for resource, parameters
                     in task_resources(machine["Properties"]["DefinitionString"])
                     if resource.startswith("arn:aws:states:::sagemaker:createTrainingJob")]
     assert environments
-    expected = {training.ENV_TABLE, training.ENV_BUCKET, training.ENV_JOB_ID}
     for environment in environments:
-        assert {name.removesuffix(".$") for name in environment} == expected
+        assert {name.removesuffix(".$") for name in environment} == set(training.REPORTING_ENVIRONMENT)

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-import re
+from pathlib import Path
 from typing import Any
 
+import pytest
+from aws_cdk import BundlingOptions, DockerImage
 from aws_cdk.assertions import Match
 from synthesized import Synth, as_list
 
-from contracts import deployment, functions, storage
-from infra.components.paths import STATE_MACHINE_DEFINITION
-from infra.components.workflow import placeholders
+from contracts import deployment, functions, routes, storage
+from contracts.names import all_placeholders, placeholders
+from infra.components import functions as function_components
+from infra.components.paths import REPO_ROOT, STATE_MACHINE_DEFINITION
 from infra.nag import render
-
-# DESIGN.md's HTTP API table, as a user reads it.
-DESIGN_ROUTES = {
-    ("POST", "/jobs"), ("GET", "/jobs"), ("GET", "/jobs/{job_id}"), ("GET", "/jobs/{job_id}/metrics"),
-    ("GET", "/jobs/{job_id}/compositions"), ("POST", "/jobs/{job_id}/stop"), ("DELETE", "/jobs/{job_id}"),
-}
 
 
 def test_jobs_table_has_the_shared_keys_index_stream_recovery_and_encryption(synth: Synth) -> None:
@@ -121,7 +118,7 @@ def test_state_machine_deploys_the_asl_file_as_is_with_every_placeholder_substit
     (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
     props = machine["Properties"]
     assert props["DefinitionString"] == text  # the bytes the local stack runs
-    in_file = set(re.findall(r"\$\{(\w+)\}", text))
+    in_file = all_placeholders(text)
     assert in_file >= placeholders(text) and in_file
     assert set(props["DefinitionSubstitutions"]) == in_file
     assert props["DefinitionSubstitutions"]["TrainingJobPrefix"] == synth.stack.stack_name
@@ -145,7 +142,7 @@ def test_training_settings_are_stack_parameters_that_the_definition_uses(synth: 
         "Number"}
 
 
-def test_every_api_route_of_the_design_requires_iam_auth_and_reaches_the_api_handler(synth: Synth) -> None:
+def test_the_api_has_a_method_for_each_route_of_the_contract_and_no_other(synth: Synth) -> None:
     resources = synth.resources("AWS::ApiGateway::Resource")
 
     def path(reference: object) -> str:
@@ -155,7 +152,14 @@ def test_every_api_route_of_the_design_requires_iam_auth_and_reaches_the_api_han
         return ""  # the root resource
 
     methods = [m["Properties"] for m in synth.resources("AWS::ApiGateway::Method").values()]
-    assert {(m["HttpMethod"], path(m["ResourceId"])) for m in methods} == DESIGN_ROUTES
+    assert sorted((path(m["ResourceId"]), m["HttpMethod"]) for m in methods) == sorted(
+        (route.path, route.method) for route in routes.ROUTES)
+    # Nor a resource that no route names.
+    assert {path({"Ref": lid}) for lid in resources} == set(routes.resources())
+
+
+def test_every_api_method_requires_iam_auth_and_reaches_the_api_handler(synth: Synth) -> None:
+    methods = [m["Properties"] for m in synth.resources("AWS::ApiGateway::Method").values()]
     api_function_id, _ = synth.only("AWS::Lambda::Function", Handler=functions.API.handler)
     for method in methods:
         assert method["AuthorizationType"] == "AWS_IAM"
@@ -204,16 +208,52 @@ def test_no_resource_has_a_physical_name(synth: Synth) -> None:
     assert named == set()
 
 
-def test_functions_run_python_312_traced_with_their_own_log_group(synth: Synth) -> None:
+def test_functions_are_traced_with_their_own_log_group_and_no_managed_policy(synth: Synth) -> None:
     ours = [f["Properties"] for f in synth.resources("AWS::Lambda::Function").values()
             if f["Properties"].get("Handler", "").startswith("lambdas.")]
-    assert len(ours) == 3  # api, stream, redrive
+    assert len(ours) == len(functions.FUNCTIONS)
     for fn in ours:
-        assert fn["Runtime"] == "python3.12"
         assert fn["TracingConfig"] == {"Mode": "Active"}
         assert synth.type_of(fn["LoggingConfig"]["LogGroup"]) == "AWS::Logs::LogGroup"
         role = synth.template["Resources"][fn["Role"]["Fn::GetAtt"][0]]["Properties"]
         assert not as_list(role.get("ManagedPolicyArns", []))
+
+
+def _files(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+def _package_sources() -> set[str]:
+    """The files of the asset's packages in this checkout, caches aside."""
+    return {f"{package}/{path}" for package in functions.ASSET_PACKAGES
+            for path in _files(REPO_ROOT / package)
+            if "__pycache__" not in path and not path.endswith(".pyc")}
+
+
+def test_every_function_runs_the_one_lambda_asset_of_the_contracts_packages(synth: Synth) -> None:
+    # Synth without bundling stages the asset as a plain copy (`cdk deploy` adds the wheels).
+    keys = {fn["Properties"]["Code"]["S3Key"] for fn in synth.resources("AWS::Lambda::Function").values()
+            if fn["Properties"].get("Handler", "").startswith("lambdas.")}
+    (key,) = keys
+    manifest = json.loads((synth.assembly_dir / f"{synth.stack.artifact_id}.assets.json").read_text())
+    asset = manifest["files"][key.removesuffix(".zip")]["source"]
+    assert asset["packaging"] == "zip"
+    staged = synth.assembly_dir / asset["path"]
+    assert {p.name for p in staged.iterdir()} == set(functions.ASSET_PACKAGES)  # no tests, infra, gan
+    assert _files(staged) == _package_sources()
+
+
+def test_the_deployed_asset_is_built_from_the_contracts_packages(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # What `cdk deploy` runs, without pip (offline): the packages go in as they are.
+    monkeypatch.setattr(function_components, "LAMBDA_REQUIREMENTS", tmp_path / "no-requirements.txt")
+    out = tmp_path / "asset"
+    out.mkdir()
+    built = function_components.PipBundling().try_bundle(
+        str(out), BundlingOptions(image=DockerImage.from_registry("unused")))
+    assert built is True
+    assert {p.name for p in out.iterdir()} == set(functions.ASSET_PACKAGES)
+    assert _files(out) == _package_sources() - {"lambdas/requirements.txt"}
 
 
 def test_training_image_context_holds_what_the_dockerfile_copies_and_nothing_else(synth: Synth) -> None:

@@ -24,7 +24,7 @@ run: $(STAMP) ## start the local stack, train the default job, download its MIDI
 	$(PY) -m opencomposer.local.demo $(if $(EPOCHS),--epochs $(EPOCHS))
 
 serve: $(STAMP) ## run the local stack in the foreground (API on http://127.0.0.1:8000, or OPENCOMPOSER_PORT)
-	$(PY) -m opencomposer.local.serve
+	exec $(PY) -m opencomposer.local.serve
 
 test: $(STAMP) ## lint and run the whole test suite
 	$(PY) -m ruff check .
@@ -44,7 +44,7 @@ synth: $(STAMP) ## synthesise the CloudFormation template into cdk.out/ (offline
 	$(PY) infra/app.py
 
 data: $(STAMP) ## build the Bach-chorale dataset cache (python -m gan.data; other targets build it on first use)
-	cd training_container && ../$(PY) -m gan.data
+	$(PY) -m gan.data
 
 # --- AWS deployment (the CDK CLI pinned in package.json) ---------------------------------------
 NPM_STAMP := node_modules/.installed

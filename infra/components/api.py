@@ -41,7 +41,7 @@ class Api(Construct):
             },
         )
         fn = self.handler.function
-        # Exactly what lambdas/common/dal.py calls. Jobs, epochs and idempotency items; the
+        # Exactly what lambdas/common/dal/ calls. Jobs, epochs and idempotency items; the
         # by-owner index for GET /jobs; BatchWriteItem and DeleteItem for DELETE /jobs/{id}.
         iam.Grant.add_to_principal(
             grantee=fn,

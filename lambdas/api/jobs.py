@@ -1,4 +1,4 @@
-"""What each route does, between the HTTP layer (handler.py) and data access (dal.py)."""
+"""What each route does, between the HTTP layer (handler.py) and data access (`lambdas/common/dal/`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The api handler against moto: every route, every error status, and what each stores."""
+"""The api handler against moto: every route, every error status, and what each stores.
+
+One file because its tests share one fixture world (the table, the bucket, a job in each status)
+and read as the API's specification, route by route."""
 
 from __future__ import annotations
 

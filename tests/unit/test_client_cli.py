@@ -1,5 +1,6 @@
 """The client and the CLI against a small scripted HTTP API (the real one runs in the
-integration test): request shapes, signing, error reporting, progress, downloads, exit codes."""
+integration test): request shapes, signing, error reporting, progress, downloads, exit codes;
+one file because the CLI is tested through the client against the same scripted API."""
 
 from __future__ import annotations
 

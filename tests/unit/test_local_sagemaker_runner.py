@@ -1,5 +1,5 @@
 """The SageMaker runner: the container contract it builds (pure functions), and jobs on moto's
-server running a small script under it."""
+server running a small script under it; one file because both halves test the one contract."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 project's `createTrainingJob.sync` integration installed, against the real handlers' data.
 
 moto's SageMaker creates jobs already Completed; here new jobs start InProgress and each test
-moves the in-memory job to its end (Completed, Failed, Stopped), as SageMaker would.
+moves the in-memory job to its end (Completed, Failed, Stopped), as SageMaker would. One file,
+because every test drives the same machine through one of its paths to an end state.
 """
 
 from __future__ import annotations

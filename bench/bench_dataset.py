@@ -20,11 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "training_container") not in sys.path:
-    sys.path.insert(0, str(ROOT / "training_container"))
-
-from gan import data  # noqa: E402
+from gan import data
 
 BASELINE_SAMPLE = 24  # files: enough for a per-file figure, short enough for a loaded machine
 TARGET_S = 60.0
@@ -54,7 +50,6 @@ def main() -> dict:
         started = time.perf_counter()
         build = subprocess.run(
             [sys.executable, "-m", "gan.data", "--cache-dir", folder, "--rebuild"],
-            cwd=ROOT / "training_container",
             check=True,
             capture_output=True,
             text=True,

@@ -9,11 +9,13 @@ DeepComposer lab's sizes, achieved GFLOP/s against this machine's matmul peak, g
     tonic-triad baseline, and the bar each must reach.
 (b) the wall time of that training, per-epoch validation included (target: 5 minutes).
 (c) training iterations per second (update_ratio critic updates + one generator update, batch
-    64) of our model and of a straightforward PyTorch version of the lab's sizes, both measured
-    here in the same run. The lab's iteration is slow (about 80 s on two cores), so it is timed
-    as one critic step and one generator step after a small warm-up, and scaled to 5 + 1 steps.
-(d) achieved GFLOP/s of our training iteration (FLOPs counted by torch's FlopCounterMode)
-    against a matmul peak measured in the same run.
+    64): the training's own `gan.train.train_step` on synthetic batches of the training
+    batches' shape, and a straightforward PyTorch version of the lab's model at its sizes
+    (`bench/lab_model.py`), both measured here in the same run. The lab's iteration is slow, so
+    it is timed as one critic step and one generator step after a small warm-up, and scaled to
+    5 + 1 steps.
+(d) achieved GFLOP/s of that training step (FLOPs counted by torch's FlopCounterMode) against
+    a matmul peak measured in the same run.
 (e) generation latency: a 16-bar melody accompanied (MIDI in, MIDI out), model loaded.
 """
 
@@ -26,22 +28,19 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training_container"))
-
-from gan import data as gan_data  # noqa: E402
-from gan import metrics  # noqa: E402
-from gan.encoding import Batch  # noqa: E402
-from gan.generate import accompany, harmonise  # noqa: E402
-from gan.model import Generator, ModelConfig, as_critic_input, gradient_penalty  # noqa: E402
-from gan.reporter import LocalSink, Reporter  # noqa: E402
-from gan.train import GRADIENT_PENALTY_WEIGHT, Hyperparameters, Paths, new_state, train  # noqa: E402
+from bench.lab_model import lab_steps
+from gan import data as gan_data
+from gan import metrics
+from gan.encoding import Batch
+from gan.generate import accompany, harmonise, load_generator
+from gan.model import Generator, ModelConfig
+from gan.reporter import LocalSink, Reporter
+from gan.train import MODEL_FILE, Hyperparameters, Paths, new_state, train, train_step
 
 TIME_TARGET_S = 300
 GENERATION_TARGET_MS = 100
@@ -73,9 +72,7 @@ def quality(splits: gan_data.Splits) -> tuple[dict[str, object], Generator]:
         started = time.perf_counter()
         train(hp, paths, Reporter([LocalSink(paths.output)]), None, splits)
         seconds = time.perf_counter() - started
-        from gan.generate import load_generator
-
-        generator = load_generator(paths.model / "model.pt")
+        generator = load_generator(paths.model / MODEL_FILE)
     print(f"(b) default training {hp}: {seconds:.1f} s wall (target {TIME_TARGET_S} s)")
     test = splits.test
     ours = [
@@ -131,110 +128,25 @@ def synthetic_batch(config: ModelConfig, batch_size: int, device: torch.device) 
     )
 
 
-def our_iteration(hp: Hyperparameters, device: torch.device) -> Callable[[], None]:
-    """One training iteration of our model (the same losses as gan.train.train_epoch)."""
+class SyntheticBatches:
+    """The same synthetic batch on every draw, where the training draws from `gan.encoding.Windows`:
+    what is timed is the training step, not the sampling."""
+
+    def __init__(self, config: ModelConfig, batch_size: int, device: torch.device):
+        self.batch = synthetic_batch(config, batch_size, device)
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        assert batch_size == self.batch.classes.size(0)
+        return self.batch
+
+
+def our_step(hp: Hyperparameters, device: torch.device) -> Callable[[], object]:
+    """The training's own `train_step` (the model moved to `device`) on synthetic batches."""
     state = new_state(hp, ModelConfig())
-    generator, critic = state["generator"].to(device), state["critic"].to(device)
-    g_opt = torch.optim.Adam(generator.parameters(), hp.learning_rate, betas=(0.5, 0.9))
-    c_opt = torch.optim.Adam(critic.parameters(), hp.learning_rate, betas=(0.5, 0.9))
-    batch = synthetic_batch(generator.config, hp.batch_size, device)
-    noise_shape = generator.noise_shape(hp.batch_size, generator.config.window)
-
-    def step() -> None:
-        for _ in range(hp.update_ratio):
-            with torch.no_grad():
-                fake = as_critic_input(*generator(batch.condition, torch.randn(noise_shape, device=device)))
-            loss = critic(batch.condition, fake).mean() - critic(batch.condition, batch.voices).mean()
-            loss = loss + GRADIENT_PENALTY_WEIGHT * gradient_penalty(
-                critic, batch.condition, batch.voices, fake
-            )
-            c_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            c_opt.step()
-        pitch_logits, onset_logits = generator(batch.condition, torch.randn(noise_shape, device=device))
-        loss = -0.1 * critic(batch.condition, as_critic_input(pitch_logits, onset_logits)).mean()
-        loss = loss + F.cross_entropy(pitch_logits.transpose(1, 2), batch.classes)
-        loss = loss + F.binary_cross_entropy_with_logits(onset_logits, batch.onsets)
-        g_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        g_opt.step()
-
-    return step
-
-
-class LabGenerator(nn.Module):
-    """The lab's U-Net at its sizes: 32 steps x 128 pitches, 4 strided 2-D convolutions down
-    (64/128/256/512, kernel 4), noise 2x8x512 at the bottleneck, 3 upsampling blocks with skip
-    connections and an output block, tanh over all four tracks. About 8.2 M parameters."""
-
-    def __init__(self) -> None:
-        super().__init__()
-
-        def down(cin: int, cout: int) -> nn.Module:
-            return nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2))
-
-        def up(cin: int, cout: int) -> nn.Module:
-            return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1), nn.BatchNorm2d(cout), nn.ReLU())
-
-        self.downs = nn.ModuleList([down(1, 64), down(64, 128), down(128, 256), down(256, 512)])
-        self.ups = nn.ModuleList([up(1024, 256), up(512, 128), up(256, 64)])
-        self.out = nn.ConvTranspose2d(128, 4, 4, 2, 1)
-
-    def forward(self, melody: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        skips, h = [], melody  # B x 1 x 32 x 128
-        for layer in self.downs:
-            h = layer(h)
-            skips.append(h)
-        h = torch.cat([h, noise], 1)  # B x 1024 x 2 x 8
-        for layer, skip in zip(self.ups, reversed(skips[:-1]), strict=True):
-            h = torch.cat([layer(h), skip], 1)
-        return torch.tanh(self.out(h))  # B x 4 x 32 x 128
-
-
-class LabCritic(nn.Module):
-    """The lab's critic: melody + 4 tracks as 5 channels, 4 strided convolutions (64-512), a
-    dense layer to one value, no batch norm. About 2.8 M parameters."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        for cin, cout in ((5, 64), (64, 128), (128, 256), (256, 512)):
-            layers += [nn.Conv2d(cin, cout, 4, 2, 1), nn.LeakyReLU(0.2)]
-        self.convs = nn.Sequential(*layers)
-        self.dense = nn.Linear(512 * 2 * 8, 1)
-
-    def forward(self, melody: torch.Tensor, tracks: torch.Tensor) -> torch.Tensor:
-        return self.dense(self.convs(torch.cat([melody, tracks], 1)).flatten(1)).squeeze(1)
-
-
-def lab_steps(batch_size: int, device: torch.device) -> tuple[Callable[[], None], Callable[[], None]]:
-    """(one critic step, one generator step) of the lab's WGAN-GP at its sizes."""
-    torch.manual_seed(0)
-    generator, critic = LabGenerator().to(device), LabCritic().to(device)
-    g_opt = torch.optim.Adam(generator.parameters(), 0.001, betas=(0.5, 0.9))
-    c_opt = torch.optim.Adam(critic.parameters(), 0.001, betas=(0.5, 0.9))
-    melody = torch.rand(batch_size, 1, 32, 128, device=device).sign()
-    real = torch.rand(batch_size, 4, 32, 128, device=device).sign()
-
-    def critic_step() -> None:
-        with torch.no_grad():
-            fake = generator(melody, torch.randn(batch_size, 512, 2, 8, device=device))
-        alpha = torch.rand(batch_size, 1, 1, 1, device=device)
-        between = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-        (grad,) = torch.autograd.grad(critic(melody, between).sum(), between, create_graph=True)
-        penalty = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
-        loss = critic(melody, fake).mean() - critic(melody, real).mean() + 10 * penalty
-        c_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        c_opt.step()
-
-    def generator_step() -> None:
-        loss = -critic(melody, generator(melody, torch.randn(batch_size, 512, 2, 8, device=device))).mean()
-        g_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        g_opt.step()
-
-    return critic_step, generator_step
+    state["generator"].to(device)  # in place: the optimizers keep their parameters
+    state["critic"].to(device)
+    batches = SyntheticBatches(state["generator"].config, hp.batch_size, device)
+    return lambda: train_step(state, batches, hp, hp.learning_rate)
 
 
 class _GlobalOnly:
@@ -275,7 +187,7 @@ def matmul_peak(device: torch.device, n: int = 2048) -> float:
 
 def throughput(device: torch.device) -> dict[str, object]:
     hp = Hyperparameters()
-    step = our_iteration(hp, device)
+    step = our_step(hp, device)
     step()  # warm-up (allocations, cuDNN choices)
     ours = _seconds(step, device, 3 if device.type == "cpu" else 20)
     flops = count_flops(step)

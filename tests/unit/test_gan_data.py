@@ -7,9 +7,10 @@ import os
 import numpy as np
 import pretty_midi
 import pytest
+from music21 import meter, note, stream, tie
+
 from gan import data
 from gan.data import Chorale, UnusableScore
-from music21 import meter, note, stream, tie
 
 # --- building scores -------------------------------------------------------------------------
 

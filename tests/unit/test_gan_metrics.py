@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from gan import data, metrics
 from gan.data import Chorale
 

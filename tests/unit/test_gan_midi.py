@@ -9,10 +9,10 @@ import mido
 import numpy as np
 import pretty_midi
 import pytest
+
 from gan import midi
 from gan.metrics import estimate_keys, key_name
 from gan.midi import MidiError
-
 from lambdas.common.melodies import SAMPLES, render
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from gan.encoding import Windows, decode, meter_features, parallel_perfects, to_classes
 from gan.generate import harmonise, octave_shift
 from gan.model import Critic, Generator, ModelConfig, as_critic_input, gradient_penalty

@@ -9,12 +9,17 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict, fields
 from decimal import Decimal
 from pathlib import Path
+from typing import get_type_hints
 
 import boto3
 import numpy as np
 import pytest
+
+from contracts import storage, training
+from contracts.hyperparameters import DEFAULTS, HYPERPARAMETERS, Hyperparameter
 from gan import data as gan_data
 from gan import midi
 from gan.generate import accompany, load_generator
@@ -30,9 +35,6 @@ from gan.train import (
     train,
 )
 
-from contracts import storage, training
-
-ROOT = Path(__file__).resolve().parents[2]
 TABLE, BUCKET, JOB_ID = "jobs", "artifacts", "0123456789abcdef0123456789abcdef"
 
 
@@ -70,6 +72,38 @@ def small_splits() -> gan_data.Splits:
 
 
 # --- hyperparameters ---------------------------------------------------------------------------
+
+
+def test_the_hyperparameters_are_the_contracts_names_types_and_defaults():
+    types = get_type_hints(Hyperparameters)
+
+    assert [f.name for f in fields(Hyperparameters)] == [spec.name for spec in HYPERPARAMETERS]
+    assert {name: types[name] for name in DEFAULTS} == {spec.name: spec.kind for spec in HYPERPARAMETERS}
+    assert asdict(Hyperparameters()) == DEFAULTS
+
+
+@pytest.mark.parametrize("spec", HYPERPARAMETERS, ids=lambda spec: spec.name)
+def test_the_container_accepts_exactly_the_contracts_range(spec: Hyperparameter):
+    step = 1e-9 if spec.kind is float else 1
+    if spec.exclusive:
+        accepted, refused = [spec.minimum + step, spec.maximum - step], [spec.minimum, spec.maximum]
+    else:
+        accepted, refused = [spec.minimum, spec.maximum], [spec.minimum - step, spec.maximum + step]
+
+    for value in accepted:  # as SageMaker passes it: a string
+        assert getattr(Hyperparameters.parse({spec.name: str(value)}), spec.name) == value
+    for value in refused:
+        with pytest.raises(ValueError, match=f"hyperparameter {spec.name}: "):
+            Hyperparameters.parse({spec.name: str(value)})
+
+
+def test_every_hyperparameter_is_a_flag_with_the_contracts_help(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+
+    text = " ".join(capsys.readouterr().out.split())
+    for spec in HYPERPARAMETERS:
+        assert f"--{spec.name} {spec.name.upper()} {spec.help}" in text
 
 
 def test_hyperparameters_arrive_as_strings_and_flags_win(tmp_path):
@@ -248,7 +282,6 @@ def test_sigterm_stops_training_promptly(tmp_path):
         **os.environ,
         **_sagemaker_env(tmp_path),
         "SM_HPS": json.dumps({"epochs": "1000"}),
-        "PYTHONPATH": str(ROOT / "training_container"),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "gan.train"],
@@ -350,8 +383,9 @@ def test_reporter_writes_the_job_items_and_midi():
 def test_a_job_stopped_before_its_training_began_ends_the_training_at_its_first_report(tmp_path):
     """The stop found no training job to SIGTERM; the first report finds STOPPING and ends the
     training, and never moves the job back to TRAINING."""
-    from gan.reporter import Stopped
     from moto import mock_aws
+
+    from gan.reporter import Stopped
 
     with mock_aws():
         table = _create_job(status="STOPPING")

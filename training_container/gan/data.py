@@ -14,11 +14,13 @@ Off-grid notes (18 thirty-second notes, 3 grace notes) are sampled onto the grid
 `gan.grid.render_line` documents, so no chorale is lost to them.
 
 The build is one music21 parse per file in a pool of two processes, reading tie types
-directly instead of calling `stripTies(inPlace=False)` (half of a naive conversion's time):
-about 27 CPU seconds for all 413 files, 14 s of wall time on an idle 2-core machine
-(`bench/bench_dataset.py`). music21's parse itself is most of what is left. The result is
-cached as one compressed npz (0.1 MB) whose name carries `FORMAT_VERSION`, so a changed builder
+directly instead of calling `stripTies(inPlace=False)` (half of a naive conversion's time;
+`bench/bench_dataset.py` measures both). music21's parse itself is most of what is left. The
+result is cached as one compressed npz whose name carries `FORMAT_VERSION`, so a changed builder
 rebuilds instead of loading stale rolls.
+
+One module although long: from a music21 score to the cached splits, every step makes or
+reads the same `Chorale`, and the Dockerfile's `python -m gan.data` bakes the cache with it.
 """
 
 from __future__ import annotations
@@ -332,8 +334,8 @@ def read_chorales(path: Path) -> list[Chorale]:
 
 
 def load_chorales(cache_dir: Path | None = None) -> Splits:
-    """Bach's chorales split by melody: built once (about 15 s on two idle cores), then read
-    from the cache (`cache_path`)."""
+    """Bach's chorales split by melody: built on first use, then read from the cache
+    (`cache_path`)."""
     path = cache_path(cache_dir)
     if not path.exists():
         chorales, _ = build_corpus()

@@ -12,10 +12,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gan.grid import STEPS_PER_QUARTER
+from gan.metrics import PERFECT_INTERVALS  # the parallels the decoder avoids are those counted
 from gan.model import ModelConfig
 
-STEPS_PER_BEAT = 4  # 16th-note grid, quarter-note beats
-PERFECT_INTERVALS = (0, 7)  # unison/octave and fifth, as interval classes
+STEPS_PER_BEAT = STEPS_PER_QUARTER  # quarter-note beats
 TRANSPOSE_RANGE = (-6, 5)  # semitones: every key, so the model learns intervals, not one key's notes
 
 

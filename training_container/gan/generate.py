@@ -21,7 +21,7 @@ import torch
 from gan.encoding import condition, decode
 from gan.model import Generator, ModelConfig
 
-SOPRANO_RANGE = (57, 81)  # Bach's soprano lines (notes/music-data.md)
+SOPRANO_RANGE = (57, 81)  # Bach's soprano lines, over the whole corpus
 
 
 def load_generator(path: Path | str) -> Generator:

@@ -1,8 +1,9 @@
 """Music metrics of four-voice pieces (soprano = melody; alto, tenor, bass = accompaniment), and a
 similarity index against Bach's own harmonisation of the same melodies.
 
-Our own definitions (the lab's and pypianoroll's metrics are wrong; see the project notes), all
-numpy and vectorised over a whole validation split at once. A piece is anything with `pitches`
+Our own definitions, not the lab's or pypianoroll's: theirs give wrong numbers without an error
+(an "empty bar rate" that counts non-empty bars, pitch classes grouped in bins of several
+semitones). All numpy, vectorised over a whole validation split at once. A piece is anything with `pitches`
 (uint8 [4, T], 0 = rest), `onsets` (bool [4, T]) and `steps_per_bar` on the 16th-note grid.
 
 Per lower voice (alto, tenor, bass; keys `alto_...`, and their mean without a prefix):
@@ -22,6 +23,10 @@ Across voices, on beats (every quarter note from the bar line):
   both times, at least one moving) where both move the same way from a 5th to a 5th or an
   octave/unison to an octave/unison.
 - `mean_note_length`: mean length of the lower voices' notes, in 16ths.
+
+One module although long: every metric reads the same pooled arrays (`_Pooled`), and the
+similarity index and its scales combine all of them; split apart, each part would reach into
+the others' internals.
 """
 
 from __future__ import annotations
@@ -57,7 +62,6 @@ PER_VOICE_METRICS = (
     "single_note_rate",
     "in_key_ratio",
 )
-ACROSS_METRICS = ("consonance", "voice_crossing", "parallel_fifths_octaves", "mean_note_length")
 
 # How far apart two values of a metric are "far" for the similarity index: the standard
 # deviation of the metric across Bach's own chorales, one value per chorale and lower voice

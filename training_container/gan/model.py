@@ -26,7 +26,7 @@ from torch import nn
 
 @dataclass
 class ModelConfig:
-    low_pitch: int = 36  # every voice of every chorale lies in 36-81 (notes/music-data.md)
+    low_pitch: int = 36  # every voice of every chorale in the corpus lies in 36-81
     high_pitch: int = 81
     voices: int = 3  # alto, tenor, bass; the soprano is the condition
     meter_features: int = 3  # bar start, quarter beat, eighth (see encoding.meter_features)

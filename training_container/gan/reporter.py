@@ -17,22 +17,15 @@ import logging
 import math
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from contracts import storage, training
+from contracts import statuses, storage, timestamps, training
 
 log = logging.getLogger(__name__)
 
-# Job statuses the container moves between (the full set lives with the API's job model).
-STARTING, TRAINING, STOPPING = "STARTING", "TRAINING", "STOPPING"
 PROGRESS_FILE = "progress.jsonl"
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _dynamo_value(value: Any) -> Any:
@@ -60,7 +53,7 @@ class LocalSink:
 
     def _append(self, event: str, **fields: Any) -> None:
         with open(self.folder / PROGRESS_FILE, "a") as f:
-            f.write(json.dumps({"event": event, "time": _now(), **fields}) + "\n")
+            f.write(json.dumps({"event": event, "time": timestamps.utc_timestamp(), **fields}) + "\n")
 
     def reference(self, values: Mapping[str, float]) -> None:
         self._append("reference", values=dict(values))
@@ -96,10 +89,7 @@ class AwsSink:
         self.table = boto3.resource("dynamodb").Table(table)
         self.s3 = boto3.client("s3")
         self.bucket, self.job_id = bucket, job_id
-        self.key = {
-            storage.PARTITION_KEY: storage.job_pk(job_id),
-            storage.SORT_KEY: storage.JOB_SORT_KEY_VALUE,
-        }
+        self.key = storage.job_key(job_id)
         self._training = False
 
     def _update_job(
@@ -110,7 +100,7 @@ class AwsSink:
     ) -> None:
         """SET each attribute (and updated_at). Names go through placeholders: `reference` and
         `status` are DynamoDB reserved words."""
-        attributes = {**attributes, "updated_at": _now()}
+        attributes = {**attributes, "updated_at": timestamps.utc_timestamp()}
         names = {f"#a{i}": name for i, name in enumerate(attributes)}
         values = {f":a{i}": value for i, value in enumerate(attributes.values())}
         # Never create a job item: a job deleted meanwhile stays deleted.
@@ -145,13 +135,16 @@ class AwsSink:
         )
         self._update_job({"progress": {"epoch": epoch, "epochs": epochs, "metrics": dict(metrics)}})
         if not self._training:
-            # STARTING → TRAINING once; a job already TRAINING (a resumed spot job) or STOPPING
-            # keeps its status: a job never moves backwards.
+            # → TRAINING once, and only from where the contract allows it (STARTING); a job
+            # already TRAINING (a resumed spot job) or STOPPING keeps its status: a job never
+            # moves backwards.
+            sources = statuses.ordered(statuses.sources(statuses.TRAINING))
+            allowed = {f":from{i}": status for i, status in enumerate(sources)}
             try:
                 self._update_job(
-                    {"status": TRAINING},
-                    condition="#status = :starting",
-                    condition_values={":starting": STARTING},
+                    {"status": statuses.TRAINING.value},
+                    condition=f"#status IN ({', '.join(allowed)})",
+                    condition_values=allowed,
                 )
             except ClientError as e:
                 if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -159,7 +152,7 @@ class AwsSink:
                 # A stop that came between STARTING and the training job's creation found no
                 # training job to stop: end here rather than train a job nobody wants.
                 item = self.table.get_item(Key=self.key, ConsistentRead=True).get("Item", {})
-                if item.get("status") == STOPPING:
+                if item.get("status") == statuses.STOPPING:
                     raise Stopped() from e
             self._training = True
 
@@ -168,7 +161,7 @@ class AwsSink:
             Bucket=self.bucket,
             Key=storage.sample_key(self.job_id, epoch),
             Body=midi,
-            ContentType="audio/midi",
+            ContentType=storage.MIDI_CONTENT_TYPE,
             # The bucket's lifecycle rule expires samples by this tag (docs/contracts.md).
             Tagging=storage.sample_tagging(),
         )
@@ -179,7 +172,7 @@ class AwsSink:
                 Bucket=self.bucket,
                 Key=storage.composition_key(self.job_id, name),
                 Body=midi,
-                ContentType="audio/midi",
+                ContentType=storage.MIDI_CONTENT_TYPE,
             )
         self._update_job({"compositions": list(midis)})
 
@@ -193,10 +186,7 @@ class Reporter:
     @classmethod
     def from_env(cls, output_dir: Path, environ: Mapping[str, str] = os.environ) -> Reporter:
         sinks: list[Sink] = [LocalSink(output_dir)]
-        aws = [
-            environ.get(n)
-            for n in (training.ENV_TABLE, training.ENV_BUCKET, training.ENV_JOB_ID)
-        ]
+        aws = [environ.get(name) for name in training.REPORTING_ENVIRONMENT]
         if all(aws):
             sinks.append(AwsSink(*aws))  # type: ignore[arg-type]
         return cls(sinks)

@@ -7,7 +7,11 @@ comes from the SageMaker variables (docs/contracts.md), with a local fallback un
     python -m gan.train --dry-run          # one short cycle of everything, for CI
 
 An epoch is a fixed number of generator updates (`STEPS_PER_EPOCH`), not a pass over the data,
-so one epoch takes seconds on two cores and `epochs` alone sets the training time.
+so `epochs` alone sets the training time, whatever the size of the dataset.
+
+One file on purpose, as nanoGPT's `train.py`: SageMaker runs one script, and its inputs, the
+training step, the epoch loop and the entry point read top to bottom in the order they run.
+`train_step` is the one training iteration; `bench/bench_training.py` times that same function.
 """
 
 from __future__ import annotations
@@ -21,15 +25,17 @@ import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 
+from contracts.hyperparameters import DEFAULTS, HYPERPARAMETERS, parse_sagemaker
+from contracts.training import FAILURE_REASON_MAX, MELODY_CHANNEL
 from gan import data as gan_data
-from gan.encoding import Windows
+from gan.encoding import Batch, Windows
 from gan.generate import accompany, harmonise
 from gan.model import Critic, Generator, ModelConfig, as_critic_input, gradient_penalty
 from gan.reporter import Reporter, Stopped
@@ -51,45 +57,24 @@ STOP_EXIT_CODE = 128 + signal.SIGTERM
 
 @dataclass
 class Hyperparameters:
-    """What a job may set, with the defaults a job gets when it names none (the API's
-    lambdas/common/models.py mirrors them). These reach the quality bar in under 5 minutes on
-    two CPU cores: bench/bench_training.py measures it."""
+    """What a job may set, typed for the training code: names, types, defaults, ranges and
+    checks are `contracts.hyperparameters`' (tests/unit/test_gan_train.py checks the fields)."""
 
-    epochs: int = 20
-    learning_rate: float = 0.001
-    update_ratio: int = 5
-    batch_size: int = 64
-    seed: int = 0
+    epochs: int = int(DEFAULTS["epochs"])
+    learning_rate: float = float(DEFAULTS["learning_rate"])
+    update_ratio: int = int(DEFAULTS["update_ratio"])
+    batch_size: int = int(DEFAULTS["batch_size"])
+    seed: int = int(DEFAULTS["seed"])
+
+    def __post_init__(self) -> None:
+        for spec in HYPERPARAMETERS:
+            if (problem := spec.error(getattr(self, spec.name))) is not None:
+                raise ValueError(problem)
 
     @classmethod
     def parse(cls, values: Mapping[str, Any]) -> Hyperparameters:
         """From SageMaker's strings (or numbers); unknown names are ignored (SageMaker adds its own)."""
-        kwargs: dict[str, Any] = {}
-        for f in fields(cls):
-            if values.get(f.name) is None:
-                continue
-            raw = values[f.name]
-            try:
-                value = json.loads(raw) if isinstance(raw, str) else raw
-                if isinstance(value, str):  # the Python SDK JSON-encodes strings once more
-                    value = json.loads(value)
-                if f.type == "int" and value != int(value):
-                    raise ValueError("not a whole number")
-                kwargs[f.name] = int(value) if f.type == "int" else float(value)
-            except (TypeError, ValueError) as e:
-                kind = "whole number" if f.type == "int" else "number"
-                raise ValueError(f"hyperparameter {f.name}: {raw!r} is not a {kind}") from e
-        hp = cls(**kwargs)
-        hp.check()
-        return hp
-
-    def check(self) -> None:
-        ranges = {"epochs": (1, 10_000), "update_ratio": (1, 20), "batch_size": (1, 1024), "seed": (0, 2**63)}
-        for name, (low, high) in ranges.items():
-            if not low <= getattr(self, name) <= high:
-                raise ValueError(f"hyperparameter {name}: {getattr(self, name)} is outside {low}-{high}")
-        if not 0 < self.learning_rate < 1:
-            raise ValueError(f"hyperparameter learning_rate: {self.learning_rate} is not in (0, 1)")
+        return cls(**parse_sagemaker(values))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -110,7 +95,8 @@ class Paths:
         checkpoints = (
             checkpoint_dir or environ.get("OPENCOMPOSER_CHECKPOINT_DIR") or model.parent / "checkpoints"
         )
-        melody, training = environ.get("SM_CHANNEL_MELODY"), environ.get("SM_CHANNEL_TRAINING")
+        melody = environ.get(f"SM_CHANNEL_{MELODY_CHANNEL.upper()}")
+        training = environ.get("SM_CHANNEL_TRAINING")
         return cls(
             model=model,
             output=output,
@@ -140,7 +126,7 @@ def read_hyperparameters(flags: argparse.Namespace, environ: Mapping[str, str]) 
         {
             k: v
             for k, v in vars(flags).items()
-            if k in {f.name for f in fields(Hyperparameters)} and v is not None
+            if k in DEFAULTS and v is not None
         }
     )
     return Hyperparameters.parse(values)
@@ -232,48 +218,69 @@ def load_checkpoint(path: Path, hp: Hyperparameters) -> dict[str, Any]:
     return state
 
 
-def train_epoch(state: dict[str, Any], windows: Windows, hp: Hyperparameters, steps: int) -> dict[str, float]:
-    """STEPS_PER_EPOCH × (update_ratio critic updates, one generator update); mean losses."""
+class BatchSource(Protocol):
+    """Where `train_step` draws its batches: `gan.encoding.Windows` in training, a fixed
+    synthetic batch in the benchmark."""
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch: ...
+
+
+def train_step(
+    state: dict[str, Any], batches: BatchSource, hp: Hyperparameters, lr: float
+) -> dict[str, torch.Tensor]:
+    """One training iteration at learning rate `lr`: update_ratio critic updates, then one
+    generator update. The losses come back as detached tensors rather than floats, so that a
+    step on a GPU need not wait for the device (the benchmark times this function)."""
     generator, critic = state["generator"], state["critic"]
     g_opt, c_opt, rng = state["g_optimizer"], state["c_optimizer"], state["rng"]
     generator.train()
-    totals = {"generator_loss": 0.0, "critic_loss": 0.0, "supervised_loss": 0.0, "wasserstein": 0.0}
-    total_steps = hp.epochs * steps
+    for group in (*g_opt.param_groups, *c_opt.param_groups):
+        group["lr"] = lr
+
+    def noise(batch: Batch) -> torch.Tensor:
+        # Drawn from the job's own CPU generator whatever the device: a seed trains the same
+        # model, and a resumed job continues the same draws (the generator is checkpointed).
+        shape = generator.noise_shape(hp.batch_size, batch.condition.size(-1))
+        return torch.randn(shape, generator=rng).to(batch.condition.device)
+
+    # (1) Update the critic: maximise critic(Bach) - critic(generated) - λ·penalty
+    for _ in range(hp.update_ratio):
+        batch = batches.sample(hp.batch_size, rng)
+        with torch.no_grad():
+            fake = as_critic_input(*generator(batch.condition, noise(batch)))
+        real_score = critic(batch.condition, batch.voices).mean()
+        fake_score = critic(batch.condition, fake).mean()
+        penalty = gradient_penalty(critic, batch.condition, batch.voices, fake)
+        c_loss = fake_score - real_score + GRADIENT_PENALTY_WEIGHT * penalty
+        c_opt.zero_grad(set_to_none=True)
+        c_loss.backward()
+        c_opt.step()
+    # (2) Update the generator: fool the critic, and match Bach's voices (supervised term)
+    batch = batches.sample(hp.batch_size, rng)
+    pitch_logits, onset_logits = generator(batch.condition, noise(batch))
+    adversarial = -critic(batch.condition, as_critic_input(pitch_logits, onset_logits)).mean()
+    supervised = F.cross_entropy(
+        pitch_logits.transpose(1, 2), batch.classes
+    ) + F.binary_cross_entropy_with_logits(onset_logits, batch.onsets)
+    g_loss = ADVERSARIAL_WEIGHT * adversarial + supervised
+    g_opt.zero_grad(set_to_none=True)
+    g_loss.backward()
+    g_opt.step()
+    return {
+        "generator_loss": g_loss.detach(),
+        "critic_loss": c_loss.detach(),
+        "supervised_loss": supervised.detach(),
+        "wasserstein": (real_score - fake_score).detach(),
+    }
+
+
+def train_epoch(state: dict[str, Any], windows: Windows, hp: Hyperparameters, steps: int) -> dict[str, float]:
+    """`steps` training steps along the learning-rate schedule; the mean of each loss."""
+    totals: dict[str, float] = {}
     for step in range(steps):
-        lr = learning_rate(hp, state["epoch"] * steps + step, total_steps)
-        for group in (*g_opt.param_groups, *c_opt.param_groups):
-            group["lr"] = lr
-        # (1) Update the critic: maximise critic(Bach) - critic(generated) - λ·penalty
-        for _ in range(hp.update_ratio):
-            batch = windows.sample(hp.batch_size, rng)
-            with torch.no_grad():
-                noise = torch.randn(
-                    generator.noise_shape(hp.batch_size, batch.condition.size(-1)), generator=rng
-                )
-                fake = as_critic_input(*generator(batch.condition, noise))
-            real_score = critic(batch.condition, batch.voices).mean()
-            fake_score = critic(batch.condition, fake).mean()
-            penalty = gradient_penalty(critic, batch.condition, batch.voices, fake)
-            c_loss = fake_score - real_score + GRADIENT_PENALTY_WEIGHT * penalty
-            c_opt.zero_grad(set_to_none=True)
-            c_loss.backward()
-            c_opt.step()
-        # (2) Update the generator: fool the critic, and match Bach's voices (supervised term)
-        batch = windows.sample(hp.batch_size, rng)
-        noise = torch.randn(generator.noise_shape(hp.batch_size, batch.condition.size(-1)), generator=rng)
-        pitch_logits, onset_logits = generator(batch.condition, noise)
-        adversarial = -critic(batch.condition, as_critic_input(pitch_logits, onset_logits)).mean()
-        supervised = F.cross_entropy(
-            pitch_logits.transpose(1, 2), batch.classes
-        ) + F.binary_cross_entropy_with_logits(onset_logits, batch.onsets)
-        g_loss = ADVERSARIAL_WEIGHT * adversarial + supervised
-        g_opt.zero_grad(set_to_none=True)
-        g_loss.backward()
-        g_opt.step()
-        totals["generator_loss"] += g_loss.item()
-        totals["critic_loss"] += c_loss.item()
-        totals["supervised_loss"] += supervised.item()
-        totals["wasserstein"] += (real_score - fake_score).item()
+        lr = learning_rate(hp, state["epoch"] * steps + step, hp.epochs * steps)
+        for name, loss in train_step(state, windows, hp, lr).items():
+            totals[name] = totals.get(name, 0.0) + loss.item()
     return {k: v / steps for k, v in totals.items()}
 
 
@@ -362,9 +369,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    for f in fields(Hyperparameters):
+    for spec in HYPERPARAMETERS:
         # strings, as SageMaker passes them; Hyperparameters.parse checks them
-        parser.add_argument(f"--{f.name}", default=None, help=f"default {f.default}")
+        parser.add_argument(
+            f"--{spec.name}",
+            default=None,
+            help=f"{spec.help} (default {spec.default}, range {spec.range_text()})",
+        )
     parser.add_argument(
         "--checkpoint-dir",
         default=None,
@@ -374,7 +385,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("mode", nargs="?", help=argparse.SUPPRESS)  # SageMaker may append "train"
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # SageMaker's toolkit passes every hyperparameter; ours are above
-        logging.getLogger("gan.train").info("ignoring arguments %s", unknown)
+        log.info("ignoring arguments %s", unknown)
     return args
 
 
@@ -398,7 +409,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         splits = load_dataset(paths.training)
         reporter = Reporter.from_env(paths.output, environ)
         if args.dry_run:
-            hp.epochs = 1
+            hp = replace(hp, epochs=1)
             splits = gan_data.Splits(splits.train[:8], splits.validation[:2], splits.test[:2])
             figures = train(hp, paths, reporter, melody_midi, splits, steps_per_epoch=2)
         else:
@@ -412,7 +423,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         reason = f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
         log.exception("training failed: %s", reason)
         paths.failure.parent.mkdir(parents=True, exist_ok=True)
-        paths.failure.write_text(reason[:1000] + "\n")
+        # SageMaker keeps only the start of the file as the job's FailureReason.
+        paths.failure.write_text(reason[: FAILURE_REASON_MAX - 1] + "\n")
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -2,13 +2,14 @@
 
 The API's request model (`lambdas/common/models.py`) and the container's parser
 (`gan/train.py`) are both built from `HYPERPARAMETERS`, so a range or a default cannot differ
-between what the API accepts and what the training runs. The defaults train a useful model in a
-few minutes on two CPU cores (`bench/bench_training.py` measures it).
+between what the API accepts and what the training runs. The defaults must train a useful model
+quickly on a laptop's CPU; `bench/bench_training.py` measures how quickly and how well.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,8 @@ class Hyperparameter:
 
     def error(self, value: Any) -> str | None:
         """Why `value` (already a number) is not allowed, or None."""
+        if not math.isfinite(value):
+            return f"hyperparameter {self.name}: {value!r} is not a finite number"
         if self.kind is int and (isinstance(value, bool) or value != int(value)):
             return f"hyperparameter {self.name}: {value!r} is not a whole number"
         inside = (self.minimum < value < self.maximum) if self.exclusive else (

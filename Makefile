@@ -23,6 +23,8 @@ setup: $(STAMP) ## create .venv with everything (run by the other targets on fir
 run: $(STAMP) ## start the local stack, train the default job, download its MIDI into out/, stop (EPOCHS=n to change)
 	$(PY) -m opencomposer.local.demo $(if $(EPOCHS),--epochs $(EPOCHS))
 
+# exec: make's child is the stack itself, which gets what make forwards (a SIGTERM to the whole
+# group reaches it twice: serve.py counts a repeat within a second as the same request)
 serve: $(STAMP) ## run the local stack in the foreground (API on http://127.0.0.1:8000, or OPENCOMPOSER_PORT)
 	exec $(PY) -m opencomposer.local.serve
 

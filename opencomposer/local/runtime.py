@@ -71,6 +71,11 @@ class LambdaRuntime:
         for worker in workers:
             worker.close()
 
+    def processes(self) -> list[subprocess.Popen[bytes]]:
+        """The worker processes, read without the lock (copying a dict's values is one step under
+        the GIL), so a signal handler may call it whatever another thread holds."""
+        return [worker.process for worker in list(self._workers.values())]
+
     # --- invocation -------------------------------------------------------------------------
     def invoke(self, fn: Any, event: Any) -> tuple[str, bool, str]:
         """moto's contract: (response payload, errored, log tail)."""
@@ -167,7 +172,7 @@ class _Worker:
         config.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(config.log_path, "ab", buffering=0)  # noqa: SIM115 - lives with the worker
         self._lock = threading.Lock()
-        self._proc = subprocess.Popen(
+        self._proc = self.process = subprocess.Popen(
             [sys.executable, "-m", "opencomposer.local.worker"],
             cwd=config.code_dir,
             env=config.env,

@@ -5,7 +5,8 @@ hooks moto's CreateTrainingJob (in the server process, where the job objects liv
 training entry point as a subprocess under the SageMaker container contract: a folder per job
 emulating `/opt/ml` (`SM_MODEL_DIR`, `SM_CHANNEL_<NAME>` filled from the channel's S3 URI,
 `SM_OUTPUT_DATA_DIR`, `hyperparameters.json`, `SM_HPS` and the training toolkit's
-`--name value` flags), plus the job's `Environment`. It moves the job `InProgress` →
+`--name value` flags: `container_environment`, `container_argv`), plus the job's `Environment`.
+It moves the job `InProgress` →
 `Completed` / `Failed` / `Stopped`, uploads `model.tar.gz` to `<S3OutputPath>/<job>/output/`,
 and adds `StopTrainingJob`, which moto lacks (SIGTERM, then SIGKILL after a grace period, as
 SageMaker does). Each job's output lands in `<logs>/<training job name>.log`.
@@ -24,7 +25,7 @@ import sys
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,10 @@ from urllib.parse import urlparse
 
 from moto.core.utils import utcnow
 
+from contracts import deployment, training
+
 log = logging.getLogger(__name__)
 
-# SageMaker caps FailureReason at 1,024 characters.
-_FAILURE_REASON_MAX = 1024
 _STDERR_TAIL_LINES = 15
 # What the training process inherits from this machine (the dataset cache lives under HOME or
 # OPENCOMPOSER_DATA_DIR); everything else is the container contract and the job's Environment.
@@ -160,16 +161,41 @@ class SageMakerRunner:
         run.stop_requested.set()
         process = run.process
         if process is not None and process.poll() is None:
-            _signal_group(process, signal.SIGTERM)
+            signal_group(process, signal.SIGTERM)
 
-    def stop_all(self) -> None:
-        with self._lock:
-            runs = list(self._runs.values())
-        for run in runs:
-            self.stop(run.name)
-        for run in runs:
-            if run.thread is not None:
-                run.thread.join(timeout=self.stop_grace_s + 5)
+    def stop_all(self, timeout_s: float | None = None) -> None:
+        """Stop every training, those that start meanwhile too, within one deadline (`timeout_s`,
+        by default the grace period plus 5 s), however many there are: SIGTERM to all at once,
+        SIGKILL to the process groups still running when the grace period ends or the deadline
+        nears; returns once none runs, or at the deadline."""
+        total = self.stop_grace_s + 5 if timeout_s is None else max(0.0, timeout_s)
+        now = time.monotonic()
+        deadline = now + total
+        kill_at = min(now + self.stop_grace_s, deadline - min(2.0, total / 4))
+        while True:
+            with self._lock:
+                runs = list(self._runs.values())
+            if not runs:
+                return
+            for run in runs:
+                self.stop(run.name)
+            now = time.monotonic()
+            if now >= kill_at:
+                for run in runs:
+                    if run.process is not None and run.process.poll() is None:
+                        signal_group(run.process, signal.SIGKILL)
+            if now >= deadline:
+                return
+            alive = [run.thread for run in runs if run.thread is not None and run.thread.is_alive()]
+            if alive:
+                alive[0].join(timeout=min(0.1, deadline - now))
+            else:
+                time.sleep(min(0.02, deadline - now))
+
+    def processes(self) -> list[subprocess.Popen[bytes]]:
+        """The training processes, read without the lock (copying a dict's values is one step
+        under the GIL), so a signal handler may call it whatever another thread holds."""
+        return [run.process for run in list(self._runs.values()) if run.process is not None]
 
     def log_path(self, training_job_name: str) -> Path:
         """Where a training job's output lands."""
@@ -195,7 +221,7 @@ class SageMakerRunner:
             reason = f"InternalServerError: local SageMaker runner: {type(e).__name__}: {e}"
         finally:
             job.training_job_status = status
-            job.failure_reason = reason[:_FAILURE_REASON_MAX] if reason else None
+            job.failure_reason = reason[: training.FAILURE_REASON_MAX] if reason else None
             job.training_end_time = utcnow()
             job.last_modified_time = job.training_end_time
             self._secondary(job, secondary, reason or "Training job completed")
@@ -204,7 +230,7 @@ class SageMakerRunner:
 
     def _train(self, run: _Run) -> tuple[str, str, str | None]:
         job = run.job
-        paths = _JobPaths(self.jobs_dir / run.name)
+        paths = JobPaths(self.jobs_dir / run.name)
         paths.create()
         s3 = self._s3_factory()
 
@@ -238,44 +264,22 @@ class SageMakerRunner:
         return "Completed", "Completed", None
 
     def _execute(
-        self, run: _Run, paths: _JobPaths, channels: list[str], hyperparameters: dict[str, str]
+        self, run: _Run, paths: JobPaths, channels: list[str], hyperparameters: dict[str, str]
     ) -> tuple[int, list[str]]:
         job = run.job
-        env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
-        env.update(
-            {
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_SESSION_TOKEN": "testing",
-                "AWS_DEFAULT_REGION": job.arn.split(":")[3],
-                "AWS_REGION": job.arn.split(":")[3],
-                "AWS_ENDPOINT_URL": self.endpoint_url,
-                "PYTHONPATH": os.pathsep.join(self.pythonpath),
-                "PYTHONUNBUFFERED": "1",
-                "TRAINING_JOB_NAME": run.name,
-                "TRAINING_JOB_ARN": job.arn,
-                # The SageMaker training toolkit's variables (sagemaker-training's environment.py)
-                "SM_MODEL_DIR": str(paths.model),
-                "SM_OUTPUT_DIR": str(paths.output),
-                "SM_OUTPUT_DATA_DIR": str(paths.output_data),
-                "SM_INPUT_DIR": str(paths.input),
-                "SM_INPUT_CONFIG_DIR": str(paths.input_config),
-                "SM_CHANNELS": json.dumps(channels),
-                "SM_HPS": json.dumps(hyperparameters),
-                "SM_CURRENT_HOST": "algo-1",
-                "SM_HOSTS": json.dumps(["algo-1"]),
-                "SM_NUM_GPUS": "0",
-                "SM_NUM_CPUS": str(os.cpu_count() or 1),
-            }
+        env = container_environment(
+            job_name=run.name,
+            job_arn=job.arn,
+            paths=paths,
+            channels=channels,
+            hyperparameters=hyperparameters,
+            job_environment=getattr(job, "environment", None) or {},
+            endpoint_url=self.endpoint_url,
+            python_path=self.pythonpath,
+            host_environ=os.environ,
+            cpu_count=os.cpu_count() or 1,
         )
-        for channel in channels:
-            env[f"SM_CHANNEL_{channel.upper()}"] = str(paths.channel(channel))
-        for name, value in hyperparameters.items():
-            env[f"SM_HP_{name.upper()}"] = value
-        env.update({k: str(v) for k, v in (getattr(job, "environment", None) or {}).items()})
-        argv = [*self.entry_point]
-        for name, value in hyperparameters.items():
-            argv += [f"--{name}", value]
+        argv = container_argv(self.entry_point, hyperparameters)
 
         max_runtime = float((job.stopping_condition or {}).get("MaxRuntimeInSeconds") or 0)
         log_path = self.log_path(run.name)
@@ -289,12 +293,12 @@ class SageMakerRunner:
                 env=env,
                 stdout=log_file,
                 stderr=log_file,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
+                start_new_session=True,  # its own process group: stops reach its children too
+                preexec_fn=_die_with_parent(),
             )
             run.process = process
             if run.stop_requested.is_set():  # a stop that raced the start
-                _signal_group(process, signal.SIGTERM)
+                signal_group(process, signal.SIGTERM)
             started = time.monotonic()
             self._supervise(run, process, started, max_runtime)
             log_file.write(f"Process exited with code {process.returncode}\n".encode())
@@ -311,11 +315,11 @@ class SageMakerRunner:
             if run.stop_requested.is_set():
                 stop_sent_at = stop_sent_at or now
                 if now - stop_sent_at > self.stop_grace_s:
-                    _signal_group(process, signal.SIGKILL)
+                    signal_group(process, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=0.2)
 
-    def _download_channels(self, s3: Any, job: Any, paths: _JobPaths) -> list[str]:
+    def _download_channels(self, s3: Any, job: Any, paths: JobPaths) -> list[str]:
         channels = []
         for channel in job.input_data_config or []:
             name = channel["ChannelName"]
@@ -334,7 +338,7 @@ class SageMakerRunner:
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint_url,
-            region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            region_name=os.environ.get("AWS_DEFAULT_REGION", deployment.LOCAL_REGION),
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
@@ -355,7 +359,69 @@ class _ClientError(Exception):
     """A problem with the job's request (SageMaker's `ClientError:` failure reasons)."""
 
 
-class _JobPaths:
+def container_environment(
+    *,
+    job_name: str,
+    job_arn: str,
+    paths: JobPaths,
+    channels: Sequence[str],
+    hyperparameters: Mapping[str, str],
+    job_environment: Mapping[str, Any],
+    endpoint_url: str,
+    python_path: Sequence[str],
+    host_environ: Mapping[str, str],
+    cpu_count: int,
+) -> dict[str, str]:
+    """The training process's environment, as a SageMaker training container sees it.
+
+    Only `_INHERITED_ENV` of the host; fake credentials and moto's endpoint for the AWS SDK; the
+    training toolkit's `SM_*` variables, with one `SM_CHANNEL_<NAME>` per input channel and one
+    `SM_HP_<NAME>` per hyperparameter; and the job's `Environment` last, over all of them.
+    """
+    region = job_arn.split(":")[3]
+    env = {name: host_environ[name] for name in _INHERITED_ENV if name in host_environ}
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
+            "AWS_ENDPOINT_URL": endpoint_url,
+            "PYTHONPATH": os.pathsep.join(python_path),
+            "PYTHONUNBUFFERED": "1",
+            "TRAINING_JOB_NAME": job_name,
+            "TRAINING_JOB_ARN": job_arn,
+            "SM_MODEL_DIR": str(paths.model),
+            "SM_OUTPUT_DIR": str(paths.output),
+            "SM_OUTPUT_DATA_DIR": str(paths.output_data),
+            "SM_INPUT_DIR": str(paths.input),
+            "SM_INPUT_CONFIG_DIR": str(paths.input_config),
+            "SM_CHANNELS": json.dumps(list(channels)),
+            "SM_HPS": json.dumps(dict(hyperparameters)),
+            "SM_CURRENT_HOST": "algo-1",
+            "SM_HOSTS": json.dumps(["algo-1"]),
+            "SM_NUM_GPUS": "0",
+            "SM_NUM_CPUS": str(cpu_count),
+        }
+    )
+    for channel in channels:
+        env[f"SM_CHANNEL_{channel.upper()}"] = str(paths.channel(channel))
+    for name, value in hyperparameters.items():
+        env[f"SM_HP_{name.upper()}"] = value
+    env.update({name: str(value) for name, value in job_environment.items()})
+    return env
+
+
+def container_argv(entry_point: Sequence[str], hyperparameters: Mapping[str, str]) -> list[str]:
+    """The entry point with each hyperparameter as a `--name value` flag, as the toolkit runs it."""
+    argv = list(entry_point)
+    for name, value in hyperparameters.items():
+        argv += [f"--{name}", value]
+    return argv
+
+
+class JobPaths:
     """The job's `/opt/ml`."""
 
     def __init__(self, root: Path) -> None:
@@ -393,19 +459,42 @@ def _tail(path: Path, lines: int) -> list[str]:
     return [line for line in text.splitlines() if not line.startswith("Process exited with code")][-lines:]
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGTERM the training if the thread supervising it dies (the stack killed hard),
-    so no training outlives its stack. Elsewhere stopping the stack still stops it."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+def _die_with_parent() -> Callable[[], None] | None:
+    """Linux: the `preexec_fn` that makes the kernel SIGTERM the training when the thread that
+    starts it dies, so no training outlives its stack, even one killed by SIGKILL: that thread
+    supervises the training until it exits. Elsewhere None: stopping the stack stops them.
+
+    Called in the parent, before the fork: `preexec_fn` runs in the child of a threaded process,
+    where loading a library (`dlopen` takes the loader's lock, which another thread may have
+    held at the fork) or importing could hang. So the child only makes one foreign call and one
+    system call; if the stack died between the fork and the prctl, no signal will come, so
+    the child ends itself.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+        if os.getppid() != parent:
+            os._exit(128 + signal.SIGTERM)
+
+    return preexec
 
 
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    """The whole process group: the entry point may have started workers of its own."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, sig)
+def signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """The whole process group (trainings and Lambda workers each lead a session of their own:
+    the entry point may have started workers of its own)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if hasattr(os, "killpg"):
+            os.killpg(process.pid, sig)
+        elif process.poll() is None:  # no process groups (Windows): the process itself
+            process.send_signal(sig)
 
 
 def _split_s3(uri: str) -> tuple[str, str]:

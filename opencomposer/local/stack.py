@@ -12,6 +12,8 @@ import contextlib
 import json
 import logging
 import os
+import signal
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -24,7 +26,7 @@ from contracts import deployment, functions
 from opencomposer.local.front_door import FrontDoor
 from opencomposer.local.resources import CreatedResources, LocalNames, create_all, local_functions
 from opencomposer.local.runtime import LambdaRuntime
-from opencomposer.local.sagemaker_runner import DEFAULT_ENTRY_POINT, SageMakerRunner
+from opencomposer.local.sagemaker_runner import DEFAULT_ENTRY_POINT, SageMakerRunner, signal_group
 from opencomposer.local.stream_delivery import StreamDelivery
 
 log = logging.getLogger(__name__)
@@ -147,35 +149,76 @@ class LocalStack:
             raise
         return self
 
-    def stop(self) -> None:
-        """Stop everything, in reverse order; running trainings are stopped (jobs end Stopped)."""
-        if self.front_door is not None:
-            self.front_door.stop()
-            self.front_door = None
-        if self.runner is not None:
-            self.runner.uninstall()
-            self.runner = None
-            self._drain_executions()
-        if self.delivery is not None:
-            self.delivery.uninstall()
-            self.delivery = None
-        if self.runtime is not None:
-            self.runtime.uninstall()
-            self.runtime = None
-        self._uninstall_sync_integration()
-        if self._moto is not None:
-            # moto's backends are process-wide: leave nothing behind for the next stack.
-            with contextlib.suppress(OSError):
-                self._post_moto("/moto-api/reset", {})
-            self._moto.stop()
-            self._moto = None
-        self._restore_env()
-        if self._moto_log is not None:
-            moto_logger = logging.getLogger("moto")
-            moto_logger.removeHandler(self._moto_log)
-            moto_logger.propagate = True
-            self._moto_log.close()
-            self._moto_log = None
+    # What a stop under way still has to end: `kill_processes` finds them there too.
+    _stopping: tuple[Any, ...] = ()
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Stop everything, in reverse order, within one deadline (`timeout_s`; by default the
+        trainings' grace period plus 15 s), however many trainings run or wait.
+
+        Running trainings get SIGTERM (their jobs end Stopped), and SIGKILL at the end of their
+        grace period or when the deadline nears; their executions get what is left to record how
+        they ended. Whatever the stack started and still runs at the end is killed.
+        """
+        budget = self.options.stop_grace_s + 15 if timeout_s is None else max(0.0, timeout_s)
+        deadline = time.monotonic() + budget
+        # The workers too: the runtime forgets them as it closes them.
+        self._stopping = (*self._stopping, self.runner, self.runtime, *self._processes())
+        try:
+            if self.front_door is not None:
+                self.front_door.stop()
+                self.front_door = None
+            if self.runner is not None:
+                # the trainings first, leaving time for the rest of the stop
+                self.runner.stop_all(timeout_s=_time_left(deadline, _STOP_RESERVE_S))
+                self.runner.uninstall()
+                self.runner = None
+                self._drain_executions(timeout_s=_time_left(deadline, _STOP_RESERVE_S))
+            if self.delivery is not None:
+                self.delivery.uninstall()
+                self.delivery = None
+            if self.runtime is not None:
+                self.runtime.uninstall()
+                self.runtime = None
+            self._uninstall_sync_integration()
+            if self._moto is not None:
+                # moto's backends are process-wide: leave nothing behind for the next stack.
+                if _time_left(deadline) > 1:
+                    with contextlib.suppress(OSError):
+                        self._post_moto("/moto-api/reset", {})
+                self._moto.stop()
+                self._moto = None
+            self._restore_env()
+            if self._moto_log is not None:
+                moto_logger = logging.getLogger("moto")
+                moto_logger.removeHandler(self._moto_log)
+                moto_logger.propagate = True
+                self._moto_log.close()
+                self._moto_log = None
+        finally:
+            self.kill_processes()
+            self._stopping = ()
+
+    def kill_processes(self) -> None:
+        """SIGKILL every training (its process group) and Lambda worker of this stack now.
+
+        Takes no lock, so a signal handler or a watchdog may call it while another thread (or
+        the thread it interrupted) holds one: it only reads what is running and signals it.
+        """
+        for process in self._processes():
+            signal_group(process, signal.SIGKILL)
+
+    def _processes(self) -> list[subprocess.Popen[bytes]]:
+        """The trainings and Lambda workers still running, read without a lock (a copy of a
+        dict's values is one step under the GIL)."""
+        found: list[subprocess.Popen[bytes]] = []
+        for source in (self.runner, self.runtime, *self._stopping):
+            with contextlib.suppress(RuntimeError):  # a dict that changed under a copy: skip it
+                if isinstance(source, subprocess.Popen):
+                    found.append(source)
+                elif isinstance(source, SageMakerRunner | LambdaRuntime):
+                    found += source.processes()
+        return [process for process in found if process.returncode is None]
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -248,6 +291,14 @@ class LocalStack:
             else:
                 os.environ[name] = value
         self._saved_env = {}
+
+
+# What the stop keeps, of its deadline, for what follows the trainings and their executions.
+_STOP_RESERVE_S = 5.0
+
+
+def _time_left(deadline: float, reserve: float = 0.0) -> float:
+    return max(0.0, deadline - reserve - time.monotonic())
 
 
 @contextmanager

@@ -395,8 +395,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = parse_args(argv)
     paths = Paths.from_env(environ, args.checkpoint_dir)
     previous = signal.signal(signal.SIGTERM, _raise_stopped)
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
-    try:
+    try:  # from the handler on: a SIGTERM anywhere below is a stop, never a traceback
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
         hp = read_hyperparameters(args, environ)
         melody_midi = find_melody(paths.melody)
         if melody_midi is not None:

@@ -2,54 +2,48 @@
 
 moto records a training job and declares it `Completed` at once; nothing runs. `SageMakerRunner`
 hooks moto's CreateTrainingJob (in the server process, where the job objects live) and runs the
-training entry point as a subprocess under the SageMaker container contract: a folder per job
-emulating `/opt/ml` (`SM_MODEL_DIR`, `SM_CHANNEL_<NAME>` filled from the channel's S3 URI,
-`SM_OUTPUT_DATA_DIR`, `hyperparameters.json`, `SM_HPS` and the training toolkit's
-`--name value` flags: `container_environment`, `container_argv`), plus the job's `Environment`.
-It moves the job `InProgress` →
-`Completed` / `Failed` / `Stopped`, uploads `model.tar.gz` to `<S3OutputPath>/<job>/output/`,
-and adds `StopTrainingJob`, which moto lacks (SIGTERM, then SIGKILL after a grace period, as
-SageMaker does). Each job's output lands in `<logs>/<training job name>.log`.
+training entry point as a subprocess under the SageMaker container contract
+(`sagemaker_container`: a folder per job emulating `/opt/ml`, the `SM_*` variables, the channels
+filled from their S3 URIs, the toolkit's `--name value` flags), plus the job's `Environment`. It
+moves the job `InProgress` → `Completed` / `Failed` / `Stopped`, uploads `model.tar.gz` to
+`<S3OutputPath>/<job>/output/`, and adds `StopTrainingJob`, which moto lacks (SIGTERM, then
+SIGKILL after a grace period, as SageMaker does). Each job's output lands in
+`<logs>/<training job name>.log`. One module because it is one life cycle: the hooks, the run
+and its supervision share each job's state.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
-import tarfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from moto.core.utils import utcnow
 
 from contracts import deployment, training
+from opencomposer.local.processes import die_with_parent, signal_group
+from opencomposer.local.s3_files import download_prefix, upload_prefix, upload_tar
+from opencomposer.local.sagemaker_container import (
+    JobPaths,
+    container_argv,
+    container_environment,
+    failure_reason,
+    tail,
+)
 
 log = logging.getLogger(__name__)
 
 _STDERR_TAIL_LINES = 15
-# What the training process inherits from this machine (the dataset cache lives under HOME or
-# OPENCOMPOSER_DATA_DIR); everything else is the container contract and the job's Environment.
-_INHERITED_ENV = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "TMPDIR",
-    "SYSTEMROOT",
-    "OMP_NUM_THREADS",
-    "OPENCOMPOSER_DATA_DIR",
-)
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAINING_PACKAGE_DIR = _REPO_ROOT / "training_container"
 # The image's entry point: `python -m gan.train` with the training package on PYTHONPATH.
@@ -238,7 +232,7 @@ class SageMakerRunner:
         channels = self._download_channels(s3, job, paths)
         checkpoint_uri = (job.checkpoint_config or {}).get("S3Uri")
         if checkpoint_uri:
-            _download_prefix(s3, checkpoint_uri, paths.checkpoints)
+            download_prefix(s3, checkpoint_uri, paths.checkpoints)
         hyperparameters = {k: str(v) for k, v in (job.hyper_parameters or {}).items()}
         (paths.input_config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
 
@@ -250,16 +244,16 @@ class SageMakerRunner:
         if run.stop_requested.is_set():
             return "Stopped", run.stop_reason, None
         if rc != 0:
-            return "Failed", "Failed", _failure_reason(paths.failure_file, rc, stderr_tail)
+            return "Failed", "Failed", failure_reason(paths.failure_file, rc, stderr_tail)
 
         self._secondary(job, "Uploading", "Uploading generated training model")
         output_uri = job.output_data_config["S3OutputPath"].rstrip("/") + f"/{run.name}/output/"
         model_uri = output_uri + "model.tar.gz"
-        _upload_tar(s3, paths.model, model_uri)
+        upload_tar(s3, paths.model, model_uri)
         if any(paths.output_data.iterdir()):
-            _upload_tar(s3, paths.output_data, output_uri + "output.tar.gz")
+            upload_tar(s3, paths.output_data, output_uri + "output.tar.gz")
         if checkpoint_uri:
-            _upload_prefix(s3, paths.checkpoints, checkpoint_uri)
+            upload_prefix(s3, paths.checkpoints, checkpoint_uri)
         job.model_artifacts = {"S3ModelArtifacts": model_uri}
         return "Completed", "Completed", None
 
@@ -294,7 +288,7 @@ class SageMakerRunner:
                 stdout=log_file,
                 stderr=log_file,
                 start_new_session=True,  # its own process group: stops reach its children too
-                preexec_fn=_die_with_parent(),
+                preexec_fn=die_with_parent(),
             )
             run.process = process
             if run.stop_requested.is_set():  # a stop that raced the start
@@ -302,7 +296,7 @@ class SageMakerRunner:
             started = time.monotonic()
             self._supervise(run, process, started, max_runtime)
             log_file.write(f"Process exited with code {process.returncode}\n".encode())
-        return process.returncode, _tail(log_path, _STDERR_TAIL_LINES)
+        return process.returncode, tail(log_path, _STDERR_TAIL_LINES)
 
     def _supervise(
         self, run: _Run, process: subprocess.Popen[bytes], started: float, max_runtime: float
@@ -327,7 +321,7 @@ class SageMakerRunner:
             target = paths.channel(name)
             target.mkdir(parents=True, exist_ok=True)
             uri = source.get("S3Uri")
-            if uri and _download_prefix(s3, uri, target) == 0:
+            if uri and download_prefix(s3, uri, target) == 0:
                 raise _ClientError(f"ClientError: no data found in channel '{name}' at {uri}")
             channels.append(name)
         return channels
@@ -357,176 +351,3 @@ class SageMakerRunner:
 
 class _ClientError(Exception):
     """A problem with the job's request (SageMaker's `ClientError:` failure reasons)."""
-
-
-def container_environment(
-    *,
-    job_name: str,
-    job_arn: str,
-    paths: JobPaths,
-    channels: Sequence[str],
-    hyperparameters: Mapping[str, str],
-    job_environment: Mapping[str, Any],
-    endpoint_url: str,
-    python_path: Sequence[str],
-    host_environ: Mapping[str, str],
-    cpu_count: int,
-) -> dict[str, str]:
-    """The training process's environment, as a SageMaker training container sees it.
-
-    Only `_INHERITED_ENV` of the host; fake credentials and moto's endpoint for the AWS SDK; the
-    training toolkit's `SM_*` variables, with one `SM_CHANNEL_<NAME>` per input channel and one
-    `SM_HP_<NAME>` per hyperparameter; and the job's `Environment` last, over all of them.
-    """
-    region = job_arn.split(":")[3]
-    env = {name: host_environ[name] for name in _INHERITED_ENV if name in host_environ}
-    env.update(
-        {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": region,
-            "AWS_REGION": region,
-            "AWS_ENDPOINT_URL": endpoint_url,
-            "PYTHONPATH": os.pathsep.join(python_path),
-            "PYTHONUNBUFFERED": "1",
-            "TRAINING_JOB_NAME": job_name,
-            "TRAINING_JOB_ARN": job_arn,
-            "SM_MODEL_DIR": str(paths.model),
-            "SM_OUTPUT_DIR": str(paths.output),
-            "SM_OUTPUT_DATA_DIR": str(paths.output_data),
-            "SM_INPUT_DIR": str(paths.input),
-            "SM_INPUT_CONFIG_DIR": str(paths.input_config),
-            "SM_CHANNELS": json.dumps(list(channels)),
-            "SM_HPS": json.dumps(dict(hyperparameters)),
-            "SM_CURRENT_HOST": "algo-1",
-            "SM_HOSTS": json.dumps(["algo-1"]),
-            "SM_NUM_GPUS": "0",
-            "SM_NUM_CPUS": str(cpu_count),
-        }
-    )
-    for channel in channels:
-        env[f"SM_CHANNEL_{channel.upper()}"] = str(paths.channel(channel))
-    for name, value in hyperparameters.items():
-        env[f"SM_HP_{name.upper()}"] = value
-    env.update({name: str(value) for name, value in job_environment.items()})
-    return env
-
-
-def container_argv(entry_point: Sequence[str], hyperparameters: Mapping[str, str]) -> list[str]:
-    """The entry point with each hyperparameter as a `--name value` flag, as the toolkit runs it."""
-    argv = list(entry_point)
-    for name, value in hyperparameters.items():
-        argv += [f"--{name}", value]
-    return argv
-
-
-class JobPaths:
-    """The job's `/opt/ml`."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.input = root / "input"
-        self.input_config = self.input / "config"
-        self.model = root / "model"
-        self.output = root / "output"
-        self.output_data = self.output / "data"
-        self.checkpoints = root / "checkpoints"
-        # SageMaker's /opt/ml/output/failure: the container writes its reason there.
-        self.failure_file = self.output / "failure"
-
-    def channel(self, name: str) -> Path:
-        return self.input / "data" / name
-
-    def create(self) -> None:
-        for path in (self.input_config, self.model, self.output_data, self.checkpoints):
-            path.mkdir(parents=True, exist_ok=True)
-
-
-def _failure_reason(failure_file: Path, rc: int, stderr_tail: list[str]) -> str:
-    if failure_file.exists() and failure_file.read_text().strip():
-        return "AlgorithmError: " + failure_file.read_text().strip()
-    detail = "\n".join(stderr_tail).strip() or "no output"
-    return f"AlgorithmError: the training process exited with code {rc}:\n{detail}"
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        f.seek(max(0, f.tell() - 16384))
-        text = f.read().decode(errors="replace")
-    # the runner's own closing line is not the training's output
-    return [line for line in text.splitlines() if not line.startswith("Process exited with code")][-lines:]
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """Linux: the `preexec_fn` that makes the kernel SIGTERM the training when the thread that
-    starts it dies, so no training outlives its stack, even one killed by SIGKILL: that thread
-    supervises the training until it exits. Elsewhere None: stopping the stack stops them.
-
-    Called in the parent, before the fork: `preexec_fn` runs in the child of a threaded process,
-    where loading a library (`dlopen` takes the loader's lock, which another thread may have
-    held at the fork) or importing could hang. So the child only makes one foreign call and one
-    system call; if the stack died between the fork and the prctl, no signal will come, so
-    the child ends itself.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig = 1
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(pr_set_pdeathsig, int(signal.SIGTERM))
-        if os.getppid() != parent:
-            os._exit(128 + signal.SIGTERM)
-
-    return preexec
-
-
-def signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    """The whole process group (trainings and Lambda workers each lead a session of their own:
-    the entry point may have started workers of its own)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if hasattr(os, "killpg"):
-            os.killpg(process.pid, sig)
-        elif process.poll() is None:  # no process groups (Windows): the process itself
-            process.send_signal(sig)
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    return parsed.netloc, parsed.path.lstrip("/")
-
-
-def _download_prefix(s3: Any, uri: str, target: Path) -> int:
-    """S3Prefix semantics: every object under the prefix, keeping the path below it."""
-    bucket, prefix = _split_s3(uri)
-    count = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            relative = obj["Key"][len(prefix) :].lstrip("/") or Path(obj["Key"]).name
-            destination = target / relative
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, obj["Key"], str(destination))
-            count += 1
-    return count
-
-
-def _upload_prefix(s3: Any, source: Path, uri: str) -> None:
-    bucket, prefix = _split_s3(uri)
-    for path in sorted(p for p in source.rglob("*") if p.is_file()):
-        key = prefix.rstrip("/") + "/" + path.relative_to(source).as_posix()
-        s3.upload_file(str(path), bucket, key.lstrip("/"))
-
-
-def _upload_tar(s3: Any, source: Path, uri: str) -> None:
-    archive = source.parent / (Path(urlparse(uri).path).name)
-    with tarfile.open(archive, "w:gz") as tar:
-        for path in sorted(source.iterdir()):
-            tar.add(path, arcname=path.name)
-    bucket, key = _split_s3(uri)
-    s3.upload_file(str(archive), bucket, key)

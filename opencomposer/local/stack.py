@@ -3,7 +3,8 @@
 moto's server on 127.0.0.1 (an ephemeral port) with Step Functions execution on, the resources
 of `resources.py`, and the pieces moto lacks: the Lambda runtime with asynchronous stream
 delivery, the SageMaker runner, the state machine's `createTrainingJob.sync` integration, and
-the HTTP front door.
+the HTTP front door. One module because start and stop are one sequence read in both
+directions: each piece is stopped, within one deadline, in the reverse of the order it started.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from typing import Any
 
 from contracts import deployment, functions
 from opencomposer.local.front_door import FrontDoor
+from opencomposer.local.processes import signal_group
 from opencomposer.local.resources import CreatedResources, LocalNames, create_all, local_functions
 from opencomposer.local.runtime import LambdaRuntime
-from opencomposer.local.sagemaker_runner import DEFAULT_ENTRY_POINT, SageMakerRunner, signal_group
+from opencomposer.local.sagemaker_runner import DEFAULT_ENTRY_POINT, SageMakerRunner
 from opencomposer.local.stream_delivery import StreamDelivery
 
 log = logging.getLogger(__name__)

@@ -17,12 +17,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from opencomposer.local.sagemaker_runner import (
-    JobPaths,
-    SageMakerRunner,
-    container_argv,
-    container_environment,
-)
+from opencomposer.local.sagemaker_container import JobPaths, container_argv, container_environment
+from opencomposer.local.sagemaker_runner import SageMakerRunner
 
 SCRIPT = r"""
 import argparse, json, os, pathlib, signal, sys, time

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from contracts import deployment, functions, storage
+from contracts import deployment, functions, names, storage
 from opencomposer.local import resources
 from opencomposer.local.resources import (
     ASL_PATH,
@@ -33,7 +33,7 @@ def test_the_asl_file_is_used_byte_for_byte_with_only_its_placeholders_filled() 
     rendered = state_machine_definition(LocalNames())  # raises if a state's placeholder is left
 
     # Everything outside the placeholders is the file itself, and each placeholder holds its value.
-    pieces = re.split(r"\$\{(\w+)\}", text)
+    pieces = names.PLACEHOLDER.split(text)
     literals, placeholders = pieces[0::2], pieces[1::2]
     pattern = "(.*?)".join(re.escape(literal) for literal in literals)
     match = re.fullmatch(pattern, rendered, flags=re.DOTALL)

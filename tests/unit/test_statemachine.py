@@ -35,7 +35,6 @@ from tests.unit.conftest import (
 )
 
 ASL = Path(__file__).resolve().parents[2] / "statemachine" / "training.asl.json"
-PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 SUBSTITUTIONS = {
     "JobsTable": TABLE,
     "ArtifactsBucket": BUCKET,
@@ -50,11 +49,6 @@ SUBSTITUTIONS = {
     "MaxWaitSeconds": "14400",
 }
 FINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
-
-
-def render(text: str, substitutions: dict[str, str]) -> str:
-    """As CDK's definition substitutions do: plain text replacement of `${Name}`."""
-    return PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], text)
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
@@ -73,7 +67,7 @@ class Machine:
         self.sfn = boto3.client("stepfunctions")
         self.arn = self.sfn.create_state_machine(
             name=name,
-            definition=render(ASL.read_text(), {**SUBSTITUTIONS, **deployment}),
+            definition=names.render(ASL.read_text(), {**SUBSTITUTIONS, **deployment}),
             roleArn="arn:aws:iam::123456789012:role/states",
         )["stateMachineArn"]
 
@@ -348,7 +342,7 @@ def test_the_definition_uses_only_deployment_placeholders_and_the_shared_names()
     text = ASL.read_text()
     definition = json.loads(text)  # valid JSON before substitution, as CDK reads it
 
-    assert set(PLACEHOLDER.findall(text)) == set(SUBSTITUTIONS)
+    assert names.all_placeholders(text) == set(SUBSTITUTIONS)
     task = definition["States"]["CreateTrainingJob"]
     assert task["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
     # Spot and on-demand share this one task: only its data differs.

@@ -1,11 +1,13 @@
 """Accompany a melody with a trained generator: a function and a command.
 
-    python -m gan.generate MODEL.pt MELODY.mid OUT.mid [--seed 0]
+    python -m gan.generate MODEL.pt MELODY.mid OUT.mid [--seed 0] [--instruments strings]
 
 The generator is fully convolutional, so it runs once over the whole melody, whatever its
-length (the lab cut every melody to its first two bars). The same model, melody and seed give
-the same MIDI: the noise comes from a generator seeded with `seed`, and decoding is deterministic
-(a Viterbi path per voice, gan.encoding.decode).
+length (the lab cut every melody to its first two bars). The same model, melody, seed and
+instruments give the same MIDI, byte for byte: the noise comes from a generator seeded with
+`seed`, and decoding is deterministic (a Viterbi path per voice, gan.encoding.decode). The
+model hears the melody on the 16th-note grid; the file gives it back exactly as it came
+(gan.midi.write_accompaniment).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from contracts import instruments as instrument_presets
 from gan.encoding import condition, decode
 from gan.model import Generator, ModelConfig
 
@@ -88,22 +91,31 @@ def harmonise(
     )
 
 
-def accompany(generator: Generator, melody_midi: bytes | Path, seed: int = 0) -> bytes:
-    """A melody MIDI file → a 4-track MIDI file (melody, alto, tenor, bass) at its tempo.
-    Raises gan.midi.MidiError for a file that is not MIDI or has no notes."""
+def accompany(
+    generator: Generator, melody_midi: bytes | Path, seed: int = 0, instruments: object = None
+) -> bytes:
+    """A melody MIDI file → a 4-track MIDI file (melody, alto, tenor, bass): the melody track is
+    the input's melody note for note, with its tempo map, time signatures and ticks per beat;
+    the three voices lie on the 16th-note grid of the same ticks.
+
+    `instruments`: a preset name or four voices, as `contracts.instruments.resolve` takes them
+    (None: the choir). Raises ValueError naming the field (`instruments...`) for bad
+    instruments, before any work, and gan.midi.MidiError for a file that is not MIDI or has no
+    notes."""
     from gan import midi
 
+    voices = instrument_presets.resolve(instruments)
     melody = midi.read_melody(melody_midi)
     # read_melody pads a pickup in front, so bar lines fall every steps_per_bar from step 0.
     pitches, onsets = harmonise(generator, melody.pitches, melody.onsets, melody.steps_per_bar, seed)
-    return midi.write_chorale(
-        pitches,
-        onsets,
-        tempo_bpm=melody.tempo_bpm,
-        steps_per_bar=melody.steps_per_bar,
-        pickup_steps=melody.pickup_steps,
-        time_signature=melody.time_signature,
-    )
+    return midi.write_accompaniment(melody, pitches, onsets, voices)
+
+
+def _instruments_flag(text: str) -> tuple[instrument_presets.Voice, ...]:
+    try:
+        return instrument_presets.from_text(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,9 +126,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("melody", type=Path, help="a MIDI file; its first note track is the melody")
     parser.add_argument("out", type=Path, help="where to write the 4-track MIDI")
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same MIDI (default 0)")
+    parser.add_argument(
+        "--instruments",
+        type=_instruments_flag,
+        default=instrument_presets.DEFAULT,
+        help=f"a preset ({', '.join(sorted(instrument_presets.PRESETS))}; default "
+        f"{instrument_presets.DEFAULT_PRESET}) or four voices, melody first, as JSON: "
+        '\'[{"program": 73, "name": "Flute"}, 71, 70, 58]\' (General MIDI programs, 0-127)',
+    )
     args = parser.parse_args(argv)
     try:
-        args.out.write_bytes(accompany(load_generator(args.model), args.melody, args.seed))
+        args.out.write_bytes(accompany(load_generator(args.model), args.melody, args.seed, args.instruments))
     except (MidiError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

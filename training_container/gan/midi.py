@@ -6,31 +6,55 @@ pickup is read the way MIDI files spell it, as a short first bar (e.g. 1/4 befor
 padded with rests in front so bar lines fall every `steps_per_bar`; writing removes that padding
 again, so the output lines up with the input. pretty_midi has no roll-to-MIDI writer, so notes
 are written from the onset channel here (a repeated pitch stays two notes).
+
+Two writers: `write_chorale` writes voice lines that all live on the grid (a chorale from the
+dataset, the per-epoch samples); `write_accompaniment` writes a user's melody exactly as it was
+read (its notes, ticks per beat, tempo map and time signatures) over the generated voices, which
+alone are on the grid. Each voice's General MIDI program and track name come from
+`contracts.instruments` (the default is today's: four Choir Aahs tracks named by their part).
 """
 
 from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import mido
 import numpy as np
 import pretty_midi
 
+from contracts.instruments import DEFAULT as DEFAULT_INSTRUMENTS
+from contracts.instruments import Voice, resolve
+
 from .grid import STEPS_PER_QUARTER, note_spans, render_line
 
-VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
-# General MIDI "Choir Aahs" (program 53, 0-based 52): a chorale is sung.
-VOICE_PROGRAM = 52
+VOICE_NAMES = tuple(voice.name for voice in DEFAULT_INSTRUMENTS)  # Soprano, Alto, Tenor, Bass
+# General MIDI "Choir Aahs" (program 53, 0-based 52): a chorale is sung (the default preset).
+VOICE_PROGRAM = DEFAULT_INSTRUMENTS[0].program
 VOICE_VELOCITY = (90, 75, 75, 80)  # the melody a little louder than the inner voices
 OUTPUT_RESOLUTION = 480  # ticks per quarter note in files we write
 DEFAULT_TEMPO_BPM = 120.0  # MIDI's own default when a file has no tempo event
+# The file-wide meta events a melody's output keeps verbatim (from whichever track holds them).
+CONDUCTOR_EVENTS = ("set_tempo", "time_signature", "key_signature")
 
 
 class MidiError(ValueError):
     """A MIDI file we cannot use; the message says what is wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class TickNote:
+    """A note as the MIDI file holds it: start and end in ticks from the file's start."""
+
+    start: int
+    end: int
+    pitch: int
+    velocity: int
+
+
+Conductor = tuple[tuple[int, mido.MetaMessage], ...]  # (absolute tick, meta event), in file order
 
 
 @dataclass
@@ -43,6 +67,11 @@ class Melody:
     pickup_steps: int  # rest steps added in front so that bar lines fall every steps_per_bar
     tempo_bpm: float  # the input's first tempo (quarter notes per minute)
     time_signature: tuple[int, int]  # the input's main meter, e.g. (3, 4)
+    # The melody as given, for `write_accompaniment`: its notes, off the grid or not, in the
+    # input's ticks; the input's ticks per quarter note; its tempo, meter and key events.
+    notes: tuple[TickNote, ...] = ()
+    resolution: int = OUTPUT_RESOLUTION
+    conductor: Conductor = ()
 
     @property
     def steps(self) -> int:
@@ -59,18 +88,37 @@ class Lines:
     pickup_steps: int
     tempo_bpm: float
     time_signature: tuple[int, int]
+    notes: tuple[tuple[TickNote, ...], ...] = ()  # per track, as given (see `Melody`)
+    resolution: int = OUTPUT_RESOLUTION
+    conductor: Conductor = ()
 
 
 # --- reading ---------------------------------------------------------------------------------
 
 
-def _parse(data: bytes | Path | str) -> pretty_midi.PrettyMIDI:
+def _conductor(song: mido.MidiFile) -> Conductor:
+    """The tempo, time and key signature events at their absolute ticks, from every track (a
+    DAW reads them from any track; pretty_midi's tempo map only from the first)."""
+    events = []
+    for index, track in enumerate(song.tracks):
+        tick = 0
+        for message in track:
+            tick += message.time
+            if message.type in CONDUCTOR_EVENTS:
+                events.append((tick, index, message.copy(time=0)))
+    events.sort(key=lambda event: event[:2])  # stable: a track's events keep their order
+    return tuple((tick, message) for tick, _, message in events)
+
+
+def _parse(data: bytes | Path | str) -> tuple[pretty_midi.PrettyMIDI, Conductor]:
     raw = Path(data).read_bytes() if isinstance(data, Path | str) else bytes(data)
     try:
+        song = mido.MidiFile(file=io.BytesIO(raw))
+        conductor = _conductor(song)  # before pretty_midi, which turns the times absolute in place
         with warnings.catch_warnings():
             # pretty_midi warns about meta events on non-zero tracks, which are harmless here.
             warnings.simplefilter("ignore")
-            return pretty_midi.PrettyMIDI(io.BytesIO(raw))
+            return pretty_midi.PrettyMIDI(mido_object=song), conductor
     except Exception as error:  # mido and pretty_midi raise many types for broken files
         raise MidiError(
             "the file is not a readable MIDI file (a Standard MIDI File, .mid, is expected): "
@@ -110,12 +158,23 @@ def _meter(
     return int(bar), pickup, main.numerator, main.denominator
 
 
+def _tick_notes(midi: pretty_midi.PrettyMIDI, track: pretty_midi.Instrument) -> tuple[TickNote, ...]:
+    """A track's notes in the file's ticks, in time order. pretty_midi keeps notes in seconds,
+    mapped from ticks through its tick → time table; time_to_tick looks a time up in that same
+    table, so it gives back the file's tick exactly."""
+    notes = (
+        TickNote(midi.time_to_tick(n.start), midi.time_to_tick(n.end), n.pitch, n.velocity)
+        for n in track.notes
+    )
+    return tuple(sorted(notes, key=lambda note: (note.start, note.pitch, note.end)))
+
+
 def read_tracks(data: bytes | Path | str, count: int | None = None) -> Lines:
     """The first `count` tracks with notes (all of them if None) on one bar-aligned grid.
 
     Drum tracks are ignored; a track with chords keeps its top line. Raises `MidiError` for a
     file that is not MIDI, has no notes, or has fewer than `count` note tracks."""
-    midi = _parse(data)
+    midi, conductor = _parse(data)
     tracks = [inst for inst in midi.instruments if not inst.is_drum and inst.notes]
     if not tracks:
         raise MidiError(
@@ -129,17 +188,10 @@ def read_tracks(data: bytes | Path | str, count: int | None = None) -> Lines:
         )
     tracks = tracks[:count] if count is not None else tracks
     ticks_per_step = midi.resolution / STEPS_PER_QUARTER
+    as_given = tuple(_tick_notes(midi, track) for track in tracks)
     timed = [
-        [
-            (
-                midi.time_to_tick(n.start) / ticks_per_step,
-                midi.time_to_tick(n.end) / ticks_per_step,
-                n.pitch,
-                False,
-            )
-            for n in track.notes
-        ]
-        for track in tracks
+        [(n.start / ticks_per_step, n.end / ticks_per_step, n.pitch, False) for n in notes]
+        for notes in as_given
     ]
     last = max(end for notes in timed for _, end, _, _ in notes)
     steps_per_bar, pickup, numerator, denominator = _meter(midi, ticks_per_step, last)
@@ -160,6 +212,9 @@ def read_tracks(data: bytes | Path | str, count: int | None = None) -> Lines:
         # MIDI stores whole microseconds per beat: 70 bpm reads back as 69.99998.
         tempo_bpm=round(float(tempi[0]), 3) if len(tempi) else DEFAULT_TEMPO_BPM,
         time_signature=(numerator, denominator),
+        notes=as_given,
+        resolution=midi.resolution,
+        conductor=conductor,
     )
 
 
@@ -174,6 +229,9 @@ def read_melody(data: bytes | Path | str) -> Melody:
         pickup_steps=lines.pickup_steps,
         tempo_bpm=lines.tempo_bpm,
         time_signature=lines.time_signature,
+        notes=lines.notes[0],
+        resolution=lines.resolution,
+        conductor=lines.conductor,
     )
 
 
@@ -189,6 +247,20 @@ def _signature_for(steps: int) -> tuple[int, int]:
     return steps, 16
 
 
+def _voice(chosen: tuple[Voice, ...], index: int) -> Voice:
+    """The instrument of voice `index`; a file of more lines than four names the rest."""
+    return chosen[index] if index < len(chosen) else Voice(VOICE_PROGRAM, f"Voice {index + 1}")
+
+
+def _check_lines(pitches: np.ndarray, onsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pitches, onsets = np.asarray(pitches), np.asarray(onsets, dtype=bool)
+    if pitches.ndim != 2 or pitches.shape != onsets.shape:
+        raise ValueError(
+            f"pitches and onsets must both be [voices, steps]; got {pitches.shape}, {onsets.shape}"
+        )
+    return pitches, onsets
+
+
 def chorale_midi(
     pitches: np.ndarray,
     onsets: np.ndarray,
@@ -196,17 +268,18 @@ def chorale_midi(
     steps_per_bar: int,
     pickup_steps: int = 0,
     time_signature: tuple[int, int] | None = None,
-    names: Sequence[str] = VOICE_NAMES,
+    instruments: object = None,
 ) -> pretty_midi.PrettyMIDI:
-    """Voice lines [V, T] → a PrettyMIDI with one named choir track per voice, at `tempo_bpm`.
+    """Voice lines [V, T] → a PrettyMIDI with one named track per voice, at `tempo_bpm`.
 
-    The first `pickup_steps` steps (the front padding `read_melody` added) are cut, and a pickup
-    is written as a short first bar, so the result lines up note for note with the input."""
-    pitches, onsets = np.asarray(pitches), np.asarray(onsets, dtype=bool)
-    if pitches.ndim != 2 or pitches.shape != onsets.shape:
-        raise ValueError(
-            f"pitches and onsets must both be [voices, steps]; got {pitches.shape}, {onsets.shape}"
-        )
+    `instruments` is anything `contracts.instruments.resolve` takes (a preset name, four
+    voices; None is the choir; otherwise a ValueError naming the field). The first
+    `pickup_steps` steps (the front padding `read_melody` added) are cut, and a pickup is
+    written as a short first bar, so the result lines up note for note with the input. Every
+    note lies on the grid here, so pretty_midi's seconds lose nothing: at OUTPUT_RESOLUTION a
+    16th is 120 ticks, and each step's time maps back to its tick."""
+    pitches, onsets = _check_lines(pitches, onsets)
+    chosen = resolve(instruments)
     if not tempo_bpm > 0:
         raise ValueError(f"tempo_bpm must be positive, got {tempo_bpm}")
     pitches, onsets = pitches[:, pickup_steps:], onsets[:, pickup_steps:]
@@ -222,10 +295,10 @@ def chorale_midi(
     midi.time_signature_changes.append(
         pretty_midi.TimeSignature(numerator, denominator, first_bar * seconds_per_step)
     )
-    for voice, (line, line_onsets) in enumerate(zip(pitches, onsets, strict=True)):
-        name = names[voice] if voice < len(names) else f"Voice {voice + 1}"
-        instrument = pretty_midi.Instrument(program=VOICE_PROGRAM, name=name)
-        velocity = VOICE_VELOCITY[min(voice, len(VOICE_VELOCITY) - 1)]
+    for index, (line, line_onsets) in enumerate(zip(pitches, onsets, strict=True)):
+        voice = _voice(chosen, index)
+        instrument = pretty_midi.Instrument(program=voice.program, name=voice.name)
+        velocity = VOICE_VELOCITY[min(index, len(VOICE_VELOCITY) - 1)]
         for start, end, pitch in zip(*note_spans(line, line_onsets), strict=True):
             instrument.notes.append(
                 pretty_midi.Note(
@@ -246,11 +319,87 @@ def write_chorale(
     steps_per_bar: int,
     pickup_steps: int = 0,
     time_signature: tuple[int, int] | None = None,
+    instruments: object = None,
 ) -> bytes:
-    """Four voice lines [4, T] (soprano, alto, tenor, bass) → a 4-track Standard MIDI File.
+    """Four voice lines [4, T] (soprano, alto, tenor, bass), all on the grid → a 4-track
+    Standard MIDI File, one track per voice with its instrument (`instruments`, default the choir).
 
     See `chorale_midi` for the layout; pass the input `Melody`'s `pickup_steps` and
-    `time_signature` to line the output up with it."""
+    `time_signature` to line the output up with it (or use `write_accompaniment`, which keeps
+    a read melody exactly)."""
     buffer = io.BytesIO()
-    chorale_midi(pitches, onsets, tempo_bpm, steps_per_bar, pickup_steps, time_signature).write(buffer)
+    song = chorale_midi(pitches, onsets, tempo_bpm, steps_per_bar, pickup_steps, time_signature, instruments)
+    song.write(buffer)
+    return buffer.getvalue()
+
+
+def _track(voice: Voice, channel: int, notes: list[TickNote]) -> mido.MidiTrack:
+    """One voice's track: its name, its program, its notes (absolute ticks → MIDI's deltas)."""
+    events = []
+    for note in notes:
+        on = mido.Message("note_on", channel=channel, note=note.pitch, velocity=note.velocity)
+        events.append((note.start, 1, note.pitch, on))
+        events.append((note.end, 0, note.pitch, mido.Message("note_off", channel=channel, note=note.pitch)))
+    # At one tick a note ends before the next one starts, so a repeated pitch stays two notes.
+    events.sort(key=lambda event: event[:3])
+    track = mido.MidiTrack(
+        [
+            mido.MetaMessage("track_name", name=voice.name),
+            mido.Message("program_change", channel=channel, program=voice.program),
+        ]
+    )
+    now = 0
+    for tick, _, _, message in events:
+        track.append(message.copy(time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track"))
+    return track
+
+
+def write_accompaniment(
+    melody: Melody, pitches: np.ndarray, onsets: np.ndarray, instruments: object = None
+) -> bytes:
+    """The melody exactly as read, over generated voices on the grid → a Standard MIDI File.
+
+    `pitches`/`onsets` [V, T] are lines on `melody`'s grid (pickup padding included), as
+    `gan.generate.harmonise` returns them: row 0 is the model's quantised view of the melody and
+    is not written; the melody track is `melody.notes`, every note with its own start, end,
+    pitch and velocity (triplets, grace notes and 32nds too). Track 0 carries the input's tempo
+    map, time and key signatures verbatim, and the file keeps the input's ticks per beat, so
+    the melody lines up tick for tick with the input. The lower voices lie on the grid in those
+    ticks: step s at tick (s - pickup_steps) * resolution / 4, whatever the tempo changes do
+    in seconds; what the model wrote in the pickup's padding is cut. `instruments` as in
+    `chorale_midi`; voice i plays on channel i.
+
+    mido writes this, not pretty_midi: pretty_midi holds times in seconds and writes them back
+    through its own tempo map at its own resolution, so it cannot promise the input's ticks,
+    tempo events or resolution; mido writes ticks as given."""
+    pitches, onsets = _check_lines(pitches, onsets)
+    chosen = resolve(instruments)
+    cut = melody.pickup_steps
+    tracks = [mido.MidiTrack()]
+    now = 0
+    for tick, message in melody.conductor:
+        tracks[0].append(message.copy(time=tick - now))
+        now = tick
+    tracks[0].append(mido.MetaMessage("end_of_track"))
+
+    def tick_of(step: int) -> int:  # the nearest tick, should a 16th not be a whole number of them
+        return ((step - cut) * melody.resolution * 2 + STEPS_PER_QUARTER) // (2 * STEPS_PER_QUARTER)
+
+    for index, (line, line_onsets) in enumerate(zip(pitches, onsets, strict=True)):
+        if index == 0:
+            notes = list(melody.notes)
+        else:
+            velocity = VOICE_VELOCITY[min(index, len(VOICE_VELOCITY) - 1)]
+            notes = [
+                TickNote(tick_of(max(int(start), cut)), tick_of(int(end)), int(pitch), velocity)
+                for start, end, pitch in zip(*note_spans(line, line_onsets), strict=True)
+                if end > cut
+            ]
+            notes = [note for note in notes if note.end > note.start]  # under 4 ticks per beat
+        channel = index if index < 9 else index + 1  # channel 9 is General MIDI's drums
+        tracks.append(_track(_voice(chosen, index), channel, notes))
+    buffer = io.BytesIO()
+    mido.MidiFile(type=1, ticks_per_beat=melody.resolution, tracks=tracks).save(file=buffer)
     return buffer.getvalue()

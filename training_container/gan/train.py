@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from contracts.hyperparameters import DEFAULTS, HYPERPARAMETERS, parse_sagemaker
+from contracts.instruments import resolve as resolve_instruments
 from contracts.training import FAILURE_REASON_MAX, MELODY_CHANNEL
 from gan import data as gan_data
 from gan.encoding import Batch, Windows
@@ -296,13 +297,22 @@ def validate(generator: Generator, chorales: Sequence[gan_data.Chorale], seed: i
     return metrics.evaluate(generated, reference=chorales)
 
 
-def harmonise_chorale_melody(generator: Generator, chorale: gan_data.Chorale, seed: int) -> bytes:
-    """A chorale's melody accompanied by the generator, as MIDI (the per-epoch sample)."""
+def harmonise_chorale_melody(
+    generator: Generator, chorale: gan_data.Chorale, seed: int, instruments: object = None
+) -> bytes:
+    """A chorale's melody accompanied by the generator, as MIDI (the per-epoch sample, and the
+    final composition of a job without a melody). The dataset's soprano lies on the grid, so
+    the grid writer gives it back as read; `instruments` as `contracts.instruments.resolve`
+    takes them."""
     from gan import midi
 
     pitches, onsets = harmonise(generator, chorale.pitches[0], chorale.onsets[0], chorale.steps_per_bar, seed)
     return midi.write_chorale(
-        pitches, onsets, tempo_bpm=SAMPLE_TEMPO_BPM, steps_per_bar=chorale.steps_per_bar
+        pitches,
+        onsets,
+        tempo_bpm=SAMPLE_TEMPO_BPM,
+        steps_per_bar=chorale.steps_per_bar,
+        instruments=instruments,
     )
 
 
@@ -314,11 +324,14 @@ def train(
     splits: gan_data.Splits,
     steps_per_epoch: int = STEPS_PER_EPOCH,
     config: ModelConfig | None = None,
+    instruments: object = None,
 ) -> dict[str, Any]:
     """Train from scratch or from the checkpoint, report each epoch, write the model and the
-    accompanied melody. Returns the last epoch's figures."""
+    accompanied melody. The samples and the composition play `instruments` (a preset name or
+    four voices, `contracts.instruments`; None: the choir). Returns the last epoch's figures."""
     from gan import metrics
 
+    voices = resolve_instruments(instruments)  # a bad value fails before the training, not after
     config = config or ModelConfig()
     windows = Windows(splits.train, config)
     checkpoint = paths.checkpoints / CHECKPOINT_FILE
@@ -341,7 +354,8 @@ def train(
         log.info("epoch %d/%d %s", epoch, hp.epochs, " ".join(f"{k}={v:.4g}" for k, v in figures.items()))
         reporter.epoch(epoch, hp.epochs, figures)
         if epoch % SAMPLE_EVERY == 0 or epoch == hp.epochs:
-            reporter.sample(epoch, harmonise_chorale_melody(state["generator"], sample_melody, hp.seed))
+            sample = harmonise_chorale_melody(state["generator"], sample_melody, hp.seed, voices)
+            reporter.sample(epoch, sample)
         save_checkpoint(checkpoint, state, hp)
     paths.model.mkdir(parents=True, exist_ok=True)
     torch.save(
@@ -355,9 +369,9 @@ def train(
         paths.model / MODEL_FILE,
     )
     if melody_midi is None:  # no melody channel: the fixed validation melody
-        final = harmonise_chorale_melody(state["generator"], sample_melody, hp.seed)
+        final = harmonise_chorale_melody(state["generator"], sample_melody, hp.seed, voices)
     else:
-        final = accompany(state["generator"], melody_midi, seed=hp.seed)
+        final = accompany(state["generator"], melody_midi, seed=hp.seed, instruments=voices)
     reporter.compositions({FINAL_COMPOSITION: final})
     return figures
 

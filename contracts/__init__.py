@@ -8,8 +8,10 @@ one disagrees.
 - `routes`: the HTTP API's routes (method, path, what it does).
 - `statuses`: a job's statuses, who moves a job between them, which are final.
 - `hyperparameters`: what a training job may set: names, types, ranges, defaults, help.
+- `instruments`: the General MIDI program and track name of each voice, named presets.
 - `names`: the rules of identifiers (job id, job name, idempotency key, training job name) and of
   the state machine's `${Placeholder}` text.
+- `owners`: who owns a job: the caller's IAM identity, an assumed role's session dropped.
 - `timestamps`: the API's one timestamp form.
 - `storage`: the jobs table's keys and items, its stream filter, the artifacts bucket's layout.
 - `functions`: the Lambda functions (handler, runtime, memory, timeout, environment) as both the

@@ -37,6 +37,10 @@ STAR_RESOURCE_REASONS = {
     "dynamodb:ListStreams": "the action takes no resource (Lambda's stream event source calls it)",
     "ecr:GetAuthorizationToken": "ECR's registry login has no resource; pulls are limited to the "
                                  "training image's repository",
+    "sagemaker:ListTags": "AWS's published IAM policy for the Step Functions createTrainingJob.sync "
+                          "integration grants it on '*', in a statement of its own apart from the job "
+                          "actions (Step Functions developer guide, IAM policies for Amazon SageMaker AI); "
+                          "it only reads tags",
     "cloudwatch:PutMetricData": f"CloudWatch metrics have no resource type; limited by condition to "
                                 f"the {SAGEMAKER_LOG_GROUP} namespace",
 }
@@ -69,6 +73,7 @@ def acknowledge(stack: OpenComposerStack) -> None:
     star = "AwsSolutions-IAM5[Resource::*]"
     _ack(training.role, star, _star_reason("ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"))
     _ack(workflow.state_machine.role, star, _star_reason(
+        "sagemaker:ListTags",
         *(a for a in STAR_RESOURCE_REASONS if a.startswith("logs:")),
         *(a for a in STAR_RESOURCE_REASONS if a.startswith("xray:"))))
     _ack(api.handler.role, star, _star_reason(*_XRAY))
@@ -91,7 +96,8 @@ def acknowledge(stack: OpenComposerStack) -> None:
     job_callers: tuple[IConstruct, ...] = (workflow.state_machine.role, api.handler.role)
     for caller in job_callers:
         _ack(caller, f"AwsSolutions-IAM5[Resource::{job_names}]",
-             "training jobs are named <stack name>-<job id>: the pattern admits this stack's jobs only")
+             "training jobs are named <stack name in lower case>-<job id> (lower case, as SageMaker "
+             "reports its ARNs): the pattern admits this stack's jobs only")
     _ack(training.role, f"AwsSolutions-IAM5[Resource::{_nag_text(stack, training.log_group_arn)}]",
          "SageMaker's fixed log group for every training job (its ARN form ends in :*)")
     _ack(training.role, f"AwsSolutions-IAM5[Resource::{_nag_text(stack, training.log_streams_arn)}]",

@@ -14,7 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from contracts import names, storage
+from contracts import names, storage, training
 from infra.components.paths import REPO_ROOT, TRAINING_DOCKERFILE, TRAINING_IMAGE_CONTEXT
 
 # SageMaker writes every training job's logs to this one log group (streams `<job name>/...`).
@@ -25,8 +25,14 @@ MAX_PREFIX_LENGTH = names.TRAINING_JOB_NAME_MAX - 1 - JOB_ID_LENGTH
 
 
 def training_job_prefix(stack: Stack) -> str:
-    """The stack's name: unique per account and region, as training job names must be."""
-    prefix = stack.stack_name
+    """The stack's name in lower case: unique per account and region, as training job names
+    must be.
+
+    Lower case because SageMaker reports training job ARNs in lower case whatever the case of
+    the name, while IAM compares resource ARNs case-sensitively: with a lower-case name, the
+    name SageMaker stores, the ARN it reports, the log streams named after the job and every
+    grant built from this prefix are the same text, whichever of the two forms AWS compares."""
+    prefix = stack.stack_name.lower()
     if len(prefix) > MAX_PREFIX_LENGTH or not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*", prefix):
         raise ValueError(f"stack name {prefix!r} cannot prefix SageMaker training job names: use at most "
                          f"{MAX_PREFIX_LENGTH} letters, digits and hyphens")
@@ -48,9 +54,13 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "UseSpotInstances": dict(type="String", default="false", allowed_values=["true", "false"],
                              description="Managed spot training (checkpoints under "
                                          "jobs/<id>/checkpoints/ let an interrupted job resume)"),
-    "MaxWaitSeconds": dict(type="Number", default=14400, min_value=60, max_value=2419200,
-                           description="With spot: the longest a job may wait for capacity plus run "
-                                       "(at least MaxRuntimeSeconds)"),
+    # SageMaker refuses MaxWaitTimeInSeconds < MaxRuntimeInSeconds. A CloudFormation rule cannot
+    # refuse that pair (rule functions compare strings and lists, never numbers), so the stack
+    # takes the wait beyond the runtime instead: the definition adds the two (States.MathAdd),
+    # and no parameter value can make the sum smaller than the runtime.
+    "SpotWaitSeconds": dict(type="Number", default=7200, min_value=0, max_value=2419200,
+                            description="With spot: how long a job may wait for spot capacity beyond "
+                                        "MaxRuntimeSeconds (SageMaker's MaxWaitTimeInSeconds is their sum)"),
 }
 
 
@@ -93,6 +103,8 @@ class Training(Construct):
             "TrainingImage": lambda: self.image.image_uri,
             "SageMakerRoleArn": lambda: self.role.role_arn,
             "TrainingJobPrefix": lambda: self.job_prefix,
+            # The training container's region (SageMaker sets none): contracts.training.
+            training.REGION_PLACEHOLDER: lambda: stack.region,
             **{name: parameter(name) for name in PARAMETERS},
         }
 

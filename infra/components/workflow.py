@@ -24,7 +24,10 @@ from infra.components.training import Training
 SAGEMAKER_SYNC_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
 _OPTIMISED = "arn:aws:states:::"
 _TRAINING_JOB_ACTIONS = {"createTrainingJob", "describeTrainingJob", "stopTrainingJob"}
-_SYNC_ACTIONS = {"sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:ListTags"}
+_SYNC_ACTIONS = {"sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"}
+# AWS's published policy for createTrainingJob.sync (Step Functions developer guide, "IAM policies
+# for Amazon SageMaker AI") grants sagemaker:ListTags on "*", apart from the job actions.
+SYNC_LIST_TAGS = "sagemaker:ListTags"
 
 
 def task_resources(definition: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -98,10 +101,12 @@ class Workflow(Construct):
                 if "Tags" in parameters or "Tags.$" in parameters:
                     job_actions.add("sagemaker:AddTags")
                 if pattern == "sync":
-                    # What `.sync` adds (as CDK's SageMakerCreateTrainingJob task grants it): it
-                    # polls the job, stops it when the execution stops, reads its tags, and
-                    # keeps a managed EventBridge rule that reports the job's end.
+                    # What `.sync` adds (as AWS's published policy for it, and CDK's
+                    # SageMakerCreateTrainingJob task, grant it): it polls the job, stops it when
+                    # the execution stops, reads its tags (ListTags on "*", as published: see
+                    # infra/nag.py), and keeps a managed EventBridge rule that reports the end.
                     job_actions.update(_SYNC_ACTIONS)
+                    iam.Grant.add_to_principal(grantee=role, actions=[SYNC_LIST_TAGS], resource_arns=["*"])
                     iam.Grant.add_to_principal(
                         grantee=role, actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
                         resource_arns=[Stack.of(self).format_arn(service="events", resource="rule",

@@ -3,7 +3,9 @@
 One function per route of `contracts.routes.ROUTES`, registered from the contract: a route
 without a function, or a function without a route, fails at import. The caller is
 `requestContext.identity.userArn` (IAM authorization on AWS), falling back to
-`requestContext.identity.caller`; the local front door sends `deployment.LOCAL_OWNER`.
+`requestContext.identity.caller`; the local front door sends `deployment.LOCAL_OWNER`. The
+owner of a job is the caller as `contracts.owners.owner` reduces it (an assumed role's session
+name dropped, so every session of a role shares its jobs).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from contracts import names, routes
+from contracts import names, owners, routes
 from lambdas.api import parsing
 from lambdas.api.jobs import JobService
 from lambdas.common.dal import ArtifactsStore, JobsRepository, Training
@@ -39,10 +41,10 @@ def _service() -> JobService:
 
 def _owner() -> str:
     identity = app.current_event.request_context.identity
-    owner = identity.user_arn or identity.caller
-    if not owner:
+    caller = identity.user_arn or identity.caller
+    if not caller:
         raise UnauthenticatedError("the request carries no caller identity (IAM authorization required)")
-    return owner
+    return owners.owner(caller)
 
 
 def _job_id_in_path() -> str | None:

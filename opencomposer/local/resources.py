@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contracts import deployment, functions, storage
+from contracts import deployment, functions, storage, training
 from contracts.names import placeholders, render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +25,7 @@ MAX_RUNTIME_SECONDS = 7200  # the training job's StoppingCondition (the CDK para
 # No spot capacity on one machine: on-demand, as the CDK parameter's default; the wait limit is
 # then unused but filled, as CloudFormation fills every placeholder.
 USE_SPOT_INSTANCES = False
-MAX_WAIT_SECONDS = 14400
+SPOT_WAIT_SECONDS = 7200
 
 
 @dataclass(frozen=True)
@@ -159,12 +159,13 @@ def definition_substitutions(names: LocalNames) -> dict[str, str]:
         "TrainingImage": names.training_image,
         "SageMakerRoleArn": names.role_arn("training"),
         "TrainingJobPrefix": names.training_job_prefix,
+        training.REGION_PLACEHOLDER: names.region,
         "InstanceType": "ml.m5.large",
         "InstanceCount": "1",
         "VolumeSizeInGB": "10",
         "MaxRuntimeSeconds": str(MAX_RUNTIME_SECONDS),
         "UseSpotInstances": json.dumps(USE_SPOT_INSTANCES),
-        "MaxWaitSeconds": str(MAX_WAIT_SECONDS),
+        "SpotWaitSeconds": str(SPOT_WAIT_SECONDS),
     }
 
 

@@ -44,16 +44,17 @@ def container_environment(
     Only `_INHERITED_ENV` of the host; fake credentials and moto's endpoint for the AWS SDK; the
     training toolkit's `SM_*` variables, with one `SM_CHANNEL_<NAME>` per input channel and one
     `SM_HP_<NAME>` per hyperparameter; and the job's `Environment` last, over all of them.
+
+    No region: SageMaker sets no AWS_REGION or AWS_DEFAULT_REGION in a training container, so
+    here too the region reaches the process only through the job's `Environment`
+    (contracts.training.REGION_ENVIRONMENT), and a job created without it fails here as on AWS.
     """
-    region = job_arn.split(":")[3]
     env = {name: host_environ[name] for name in _INHERITED_ENV if name in host_environ}
     env.update(
         {
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": region,
-            "AWS_REGION": region,
             "AWS_ENDPOINT_URL": endpoint_url,
             "PYTHONPATH": os.pathsep.join(python_path),
             "PYTHONUNBUFFERED": "1",

@@ -83,7 +83,7 @@ def test_the_container_moves_a_job_to_training_exactly_from_the_allowed_statuses
     from gan.reporter import AwsSink, Stopped
 
     _job_in(jobs, status)
-    sink = AwsSink(TABLE, BUCKET, JOB_ID)
+    sink = AwsSink(TABLE, BUCKET, JOB_ID, region=deployment.LOCAL_REGION)
 
     try:
         sink.epoch(1, 2, {"generator_loss": 1.0})

@@ -170,4 +170,9 @@ def test_training_jobs_get_the_shared_environment_variable_names(synth: Synth) -
                     if resource.startswith("arn:aws:states:::sagemaker:createTrainingJob")]
     assert environments
     for environment in environments:
-        assert {name.removesuffix(".$") for name in environment} == set(training.REPORTING_ENVIRONMENT)
+        assert {name.removesuffix(".$") for name in environment} == set(training.JOB_ENVIRONMENT)
+        # The region (SageMaker sets none in a training container) is the stack's own.
+        for name in training.REGION_ENVIRONMENT:
+            assert environment[name] == f"${{{training.REGION_PLACEHOLDER}}}"
+    substitutions = machine["Properties"]["DefinitionSubstitutions"]
+    assert substitutions[training.REGION_PLACEHOLDER] == {"Ref": "AWS::Region"}

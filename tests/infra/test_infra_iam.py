@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 from synthesized import Synth, as_list
 
 from contracts import functions, names, storage
 from infra.components.training import SAGEMAKER_LOG_GROUP
-from infra.components.workflow import SAGEMAKER_SYNC_RULE
+from infra.components.workflow import SAGEMAKER_SYNC_RULE, SYNC_LIST_TAGS
 from infra.nag import STAR_RESOURCE_REASONS, render
 
 # Managed policies are allowed on exactly these roles, each for a reason.
@@ -66,20 +67,65 @@ def test_only_the_state_machine_passes_a_role_and_only_the_training_role_to_sage
     assert synth.role_service(role_id) == "sagemaker.amazonaws.com"
 
 
+def _definition(synth: Synth) -> tuple[dict[str, Any], dict[str, Any]]:
+    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    props = machine["Properties"]
+    return json.loads(props["DefinitionString"]), props["DefinitionSubstitutions"]
+
+
 def test_sagemaker_actions_reach_only_this_stacks_training_jobs(synth: Synth) -> None:
-    prefix = synth.stack.stack_name
+    prefix = synth.stack.training.job_prefix
     pattern = f"training-job/{prefix}-*"
     sagemaker = [(p, s) for p, s in synth.statements()
                  if any(a.startswith("sagemaker:") for a in as_list(s["Action"]))]
     assert sagemaker
     for _, statement in sagemaker:
+        if as_list(statement["Action"]) == [SYNC_LIST_TAGS]:
+            continue  # on "*", as AWS publishes it (test below)
         assert [render(r).rsplit(":", 1)[-1] for r in as_list(statement["Resource"])] == [pattern]
     # ... which are the names the state machine gives its training jobs.
-    text = json.dumps(json.loads(next(iter(synth.resources("AWS::StepFunctions::StateMachine").values()))
-                                 ["Properties"]["DefinitionString"]))
+    text = json.dumps(_definition(synth)[0])
     formats = re.findall(r"TrainingJobName\.\$\": \"States\.Format\('([^']*)'", text)
     assert formats and all(n.startswith("${TrainingJobPrefix}-") for n in formats)
     assert len(names.training_job_name(prefix, "0" * 32)) <= names.TRAINING_JOB_NAME_MAX
+
+
+def test_training_job_names_and_every_grant_and_log_stream_pattern_on_them_are_lower_case(
+    synth: Synth,
+) -> None:
+    # SageMaker reports training job ARNs in lower case; IAM compares ARNs case-sensitively. With
+    # a lower-case name, the stored name, the reported ARN and the grants are the same text.
+    definition, substitutions = _definition(synth)
+    states = definition["States"]
+    prefix = substitutions["TrainingJobPrefix"]
+    assert prefix == synth.stack.stack_name.lower() == synth.stack.training.job_prefix
+    assert prefix == prefix.lower() and prefix != synth.stack.stack_name  # the stack is "OpenComposer"
+    # The name the training job gets, and the name the job item keeps for POST /jobs/{id}/stop:
+    job_name = "States.Format('${TrainingJobPrefix}-{}', $.job_id)"
+    assert states["CreateTrainingJob"]["Parameters"]["TrainingJobName.$"] == job_name
+    assert states["MarkStarting"]["Parameters"]["ExpressionAttributeValues"][":name"] == {"S.$": job_name}
+    # Every pattern on training jobs and their log streams, in every role, is built from it.
+    patterns = set()
+    for _, statement in synth.statements():
+        for resource in as_list(statement["Resource"]):
+            text = render(resource)
+            if ":training-job/" in text or ":log-stream:" in text:
+                patterns.add(text.rsplit("training-job/", 1)[-1].rsplit("log-stream:", 1)[-1])
+    assert patterns == {f"{prefix}-*"}
+    assert all(p == p.lower() for p in patterns)
+
+
+def test_list_tags_for_sync_is_granted_as_aws_publishes_it_and_only_to_the_state_machine(
+    synth: Synth,
+) -> None:
+    grants = [(p, s) for p, s in synth.statements() if SYNC_LIST_TAGS in as_list(s["Action"])]
+    assert len(grants) == 1
+    policy, statement = grants[0]
+    # Step Functions developer guide, "IAM policies for Amazon SageMaker AI", CreateTrainingJob
+    # .sync: {"Action": ["sagemaker:ListTags"], "Resource": ["*"]}, a statement of its own.
+    assert as_list(statement["Action"]) == [SYNC_LIST_TAGS] and as_list(statement["Resource"]) == ["*"]
+    assert [synth.role_service(r) for r in synth.roles_of(policy)] == ["states.amazonaws.com"]
+    assert "createTrainingJob.sync" in STAR_RESOURCE_REASONS[SYNC_LIST_TAGS]
 
 
 def test_state_machine_holds_what_sync_needs_and_the_managed_rule_only(synth: Synth) -> None:
@@ -108,6 +154,8 @@ def test_training_role_reaches_only_job_prefixes_job_items_the_image_and_its_log
         elif service == "s3":
             assert statement["Condition"] == {"StringLike": {"s3:prefix": [f"{storage.JOBS_PREFIX}*"]}}
         elif service == "dynamodb":
+            # No read: the reporter learns a job's status from its failed conditional update.
+            assert set(actions) == {"dynamodb:UpdateItem", "dynamodb:PutItem"}
             assert statement["Condition"] == {
                 "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [storage.job_pk("*")]}}
             assert all(re.fullmatch(r"<\w+\.Arn>", r) for r in resources)

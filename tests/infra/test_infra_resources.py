@@ -121,7 +121,7 @@ def test_state_machine_deploys_the_asl_file_as_is_with_every_placeholder_substit
     in_file = all_placeholders(text)
     assert in_file >= placeholders(text) and in_file
     assert set(props["DefinitionSubstitutions"]) == in_file
-    assert props["DefinitionSubstitutions"]["TrainingJobPrefix"] == synth.stack.stack_name
+    assert props["DefinitionSubstitutions"]["TrainingJobPrefix"] == synth.stack.stack_name.lower()
     assert props.get("StateMachineType", "STANDARD") == "STANDARD"  # .sync needs STANDARD
     assert props["LoggingConfiguration"]["Level"] == "ALL"
     assert props["TracingConfiguration"] == {"Enabled": True}
@@ -132,14 +132,34 @@ def test_training_settings_are_stack_parameters_that_the_definition_uses(synth: 
     substituted = {json.dumps(v) for v in machine["Properties"]["DefinitionSubstitutions"].values()}
     parameters = {name for name in synth.template["Parameters"] if name != "BootstrapVersion"}
     assert {"InstanceType", "InstanceCount", "MaxRuntimeSeconds", "UseSpotInstances",
-            "MaxWaitSeconds"} <= parameters
+            "SpotWaitSeconds"} <= parameters
     for name in parameters:
         assert json.dumps({"Ref": name}) in substituted, f"parameter {name} changes nothing"
     # The definition reads these with States.StringToJson: only JSON a deployment can give passes.
     spot = synth.template["Parameters"]["UseSpotInstances"]
     assert spot["Default"] == "false" and set(spot["AllowedValues"]) == {"true", "false"}
-    assert {synth.template["Parameters"][n]["Type"] for n in ("MaxRuntimeSeconds", "MaxWaitSeconds")} == {
+    assert {synth.template["Parameters"][n]["Type"] for n in ("MaxRuntimeSeconds", "SpotWaitSeconds")} == {
         "Number"}
+
+
+def test_no_deployment_can_ask_sagemaker_for_a_spot_wait_shorter_than_the_runtime(synth: Synth) -> None:
+    # SageMaker refuses MaxWaitTimeInSeconds < MaxRuntimeInSeconds, and a CloudFormation rule
+    # cannot compare two numbers: the stack takes the wait beyond the runtime, never negative...
+    parameters = synth.template["Parameters"]
+    assert "MaxWaitSeconds" not in parameters
+    assert parameters["SpotWaitSeconds"]["MinValue"] == 0
+    assert parameters["MaxRuntimeSeconds"]["MinValue"] >= 1
+    # ... and the definition asks for their sum, the runtime being the one it sends as MaxRuntime.
+    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    states = json.loads(machine["Properties"]["DefinitionString"])["States"]
+    capacity = states["TrainingCapacity"]["Parameters"]
+    assert capacity["max_runtime.$"] == "States.StringToJson('${MaxRuntimeSeconds}')"
+    assert capacity["spot_wait.$"] == "States.StringToJson('${SpotWaitSeconds}')"
+    stopping = states["SpotCapacity"]["Parameters"]["StoppingCondition"]
+    assert stopping == {
+        "MaxRuntimeInSeconds.$": "$.capacity.max_runtime",
+        "MaxWaitTimeInSeconds.$": "States.MathAdd($.capacity.max_runtime, $.capacity.spot_wait)",
+    }
 
 
 def test_the_api_has_a_method_for_each_route_of_the_contract_and_no_other(synth: Synth) -> None:

@@ -249,6 +249,63 @@ def test_another_callers_job_is_404_everywhere(aws: None) -> None:
     assert call_api("GET", f"/jobs/{job_id}").body["status"] == "SUBMITTED"
 
 
+ACCOUNT = deployment.LOCAL_ACCOUNT
+
+
+def _session(role: str, session: str) -> str:
+    """The caller ARN API Gateway's IAM authorization reports for an assumed role's session."""
+    return f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{session}"
+
+
+def test_every_session_of_an_assumed_role_owns_the_roles_jobs(aws: None) -> None:
+    # Given a job created by one CI run's session of a role
+    first = call_api("POST", "/jobs", owner=_session("ci-deployer", "github-run-1001")).body
+    [item] = [i for i in table_items() if i["sk"] == "JOB"]
+    assert item["owner"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/ci-deployer"
+
+    # When the next run, under another session name, calls the API
+    later = _session("ci-deployer", "github-run-1002")
+
+    # Then it sees, stops and lists the job as its own
+    assert call_api("GET", f"/jobs/{first['job_id']}", owner=later).status == 200
+    assert [j["job_id"] for j in call_api("GET", "/jobs", owner=later).body["jobs"]] == [first["job_id"]]
+    assert call_api("POST", f"/jobs/{first['job_id']}/stop", owner=later).status == 202
+    # ... and an Idempotency-Key replays across its sessions
+    one = call_api("POST", "/jobs", headers={"Idempotency-Key": "k"}, owner=_session("ci-deployer", "a")).body
+    two = call_api("POST", "/jobs", headers={"Idempotency-Key": "k"}, owner=_session("ci-deployer", "b")).body
+    assert one["job_id"] == two["job_id"]
+
+
+def test_another_role_of_the_same_account_does_not_see_the_roles_jobs(aws: None) -> None:
+    job_id = call_api("POST", "/jobs", owner=_session("ci-deployer", "run-1")).body["job_id"]
+
+    other = _session("analyst", "run-1")  # same session name, another role
+    assert call_api("GET", f"/jobs/{job_id}", owner=other).status == 404
+    assert call_api("GET", "/jobs", owner=other).body["jobs"] == []
+    user = f"arn:aws:iam::{ACCOUNT}:user/ci-deployer"  # a user of the role's name is no session of it
+    assert call_api("GET", f"/jobs/{job_id}", owner=user).status == 404
+
+
+def test_people_sharing_an_identity_center_permission_set_keep_their_own_jobs(aws: None) -> None:
+    # Identity Center sets the session name to the person's user name: the session is kept.
+    role = "AWSReservedSSO_DataScientist_0123456789abcdef"
+    alice, bob = _session(role, "alice@example.com"), _session(role, "bob@example.com")
+    job_id = call_api("POST", "/jobs", owner=alice).body["job_id"]
+
+    assert call_api("GET", f"/jobs/{job_id}", owner=alice).status == 200
+    assert call_api("GET", f"/jobs/{job_id}", owner=bob).status == 404
+    [item] = [i for i in table_items() if i["sk"] == "JOB"]
+    assert item["owner"] == alice
+
+
+def test_iam_users_and_other_callers_own_jobs_under_their_arn_as_it_is(aws: None) -> None:
+    for caller in (f"arn:aws:iam::{ACCOUNT}:user/team/bob", f"arn:aws:sts::{ACCOUNT}:federated-user/carol",
+                   f"arn:aws-cn:iam::{ACCOUNT}:root"):
+        job_id = call_api("POST", "/jobs", owner=caller).body["job_id"]
+        stored = [i["owner"] for i in table_items() if i.get("job_id") == job_id and i["sk"] == "JOB"]
+        assert stored == [caller]
+
+
 def test_a_request_without_a_caller_identity_is_refused(aws: None) -> None:
     response = call_api("GET", "/jobs", owner=None)
 

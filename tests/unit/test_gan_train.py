@@ -13,10 +13,12 @@ from dataclasses import asdict, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import get_type_hints
+from unittest.mock import patch
 
 import boto3
 import numpy as np
 import pytest
+from botocore.client import BaseClient
 
 from contracts import storage, training
 from contracts.hyperparameters import DEFAULTS, HYPERPARAMETERS, Hyperparameter
@@ -220,6 +222,7 @@ def test_a_real_short_training_writes_a_model_progress_and_midi_to_dynamodb_and_
         training.ENV_TABLE: TABLE,
         training.ENV_BUCKET: BUCKET,
         training.ENV_JOB_ID: JOB_ID,
+        training.ENV_REGION: "us-east-1",  # the job's Environment gives it: SageMaker sets none
     }
     with mock_aws():
         table = _create_job(status="STARTING")
@@ -327,15 +330,33 @@ def _create_job(status: str):
     return table
 
 
+def _job_environment(region: str | None = "us-east-1") -> dict[str, str]:
+    """What the state machine's CreateTrainingJob gives the container (the region under both
+    names, as contracts.training.REGION_ENVIRONMENT)."""
+    env = {training.ENV_TABLE: TABLE, training.ENV_BUCKET: BUCKET, training.ENV_JOB_ID: JOB_ID}
+    if region is not None:
+        env.update({name: region for name in training.REGION_ENVIRONMENT})
+    return env
+
+
 def _aws_reporter(tmp_path: Path) -> Reporter:
-    return Reporter.from_env(
-        tmp_path,
-        {
-            training.ENV_TABLE: TABLE,
-            training.ENV_BUCKET: BUCKET,
-            training.ENV_JOB_ID: JOB_ID,
-        },
-    )
+    return Reporter.from_env(tmp_path, _job_environment())
+
+
+def test_the_aws_clients_take_the_region_from_the_jobs_environment_only(tmp_path, monkeypatch):
+    # Given a process with no region of its own, as a SageMaker training container
+    for name in training.REGION_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+
+    # When the job's Environment names one, every client is built for it
+    reporter = Reporter.from_env(tmp_path, _job_environment(region="eu-west-3"))
+    (sink,) = [s for s in reporter.sinks if type(s).__name__ == "AwsSink"]
+    assert sink.s3.meta.region_name == "eu-west-3"
+    assert sink.table.meta.client.meta.region_name == "eu-west-3"
+
+    # and without one, the job fails at once, naming what is missing, not after the training
+    with pytest.raises(RuntimeError, match="AWS_REGION"):
+        Reporter.from_env(tmp_path, _job_environment(region=None))
 
 
 def test_reporter_writes_the_job_items_and_midi():
@@ -390,10 +411,23 @@ def test_a_job_stopped_before_its_training_began_ends_the_training_at_its_first_
     with mock_aws():
         table = _create_job(status="STOPPING")
 
-        with pytest.raises(Stopped):
-            _aws_reporter(tmp_path).epoch(1, 3, {"generator_loss": 1.0})
+        reporter = _aws_reporter(tmp_path)
+        calls: list[str] = []
+        real_call = BaseClient._make_api_call
+
+        def recording(self, operation, params):  # type: ignore[no-untyped-def]
+            if self.meta.service_model.service_name == "dynamodb":
+                calls.append(operation)
+            return real_call(self, operation, params)
+
+        with patch.object(BaseClient, "_make_api_call", recording), pytest.raises(Stopped):
+            reporter.epoch(1, 3, {"generator_loss": 1.0})
 
         assert table.get_item(Key=_job_key())["Item"]["status"] == "STOPPING"
+        # The status came back with the failed conditional update itself: the training role
+        # holds no dynamodb:GetItem (infra/components/training.py), so a read would be denied.
+        assert "GetItem" not in calls and calls[-1] == "UpdateItem"
+        assert set(calls) <= {"PutItem", "UpdateItem"}
 
 
 def test_reporter_never_recreates_a_deleted_job_and_training_goes_on(tmp_path):

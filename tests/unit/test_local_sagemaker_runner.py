@@ -17,6 +17,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from contracts import training
 from opencomposer.local.sagemaker_container import JobPaths, container_argv, container_environment
 from opencomposer.local.sagemaker_runner import SageMakerRunner
 
@@ -47,6 +48,7 @@ info = {
     "melody_bytes": (channel / "melody.mid").read_bytes().decode(),
     "job_env": os.environ.get("OPENCOMPOSER_JOB_ID"),
     "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
+    "region": [os.environ.get("AWS_REGION"), os.environ.get("AWS_DEFAULT_REGION")],
 }
 model = pathlib.Path(os.environ["SM_MODEL_DIR"])
 (model / "info.json").write_text(json.dumps(info))
@@ -108,7 +110,8 @@ def test_the_container_gets_sagemakers_variables_one_per_channel_and_one_per_hyp
     assert env["SM_OUTPUT_DATA_DIR"] == str(paths.output_data)
     assert env["SM_INPUT_CONFIG_DIR"] == str(paths.input_config)
     assert env["SM_NUM_CPUS"] == "4"
-    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
+    # SageMaker sets no region: only the job's Environment may (contracts.training).
+    assert "AWS_REGION" not in env and "AWS_DEFAULT_REGION" not in env
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5555"
     assert env["PYTHONPATH"] == os.pathsep.join(["/pkg/a", "/pkg/b"])
     assert (env["TRAINING_JOB_NAME"], env["OPENCOMPOSER_JOB_ID"]) == ("job-1", "j1")
@@ -135,8 +138,6 @@ def test_the_container_inherits_only_the_listed_host_variables(tmp_path: Path) -
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
-        "AWS_DEFAULT_REGION",
-        "AWS_REGION",
         "AWS_ENDPOINT_URL",
         "PYTHONPATH",
         "PYTHONUNBUFFERED",
@@ -144,6 +145,21 @@ def test_the_container_inherits_only_the_listed_host_variables(tmp_path: Path) -
         "TRAINING_JOB_ARN",
         "OPENCOMPOSER_JOB_ID",
     }
+
+
+def test_the_region_comes_from_the_jobs_environment_only(tmp_path: Path) -> None:
+    # Given a host with a region set, and a job ARN that names one
+    host = {"PATH": "/bin", "AWS_REGION": "ap-south-1", "AWS_DEFAULT_REGION": "ap-south-1"}
+    paths = JobPaths(tmp_path / "job")
+
+    # When the job's Environment gives no region, the container has none (as on SageMaker)
+    bare = _environment(paths, host_environ=host)
+    assert not {"AWS_REGION", "AWS_DEFAULT_REGION"} & set(bare)
+
+    # and when it gives one (as the state machine's CreateTrainingJob does), that one
+    region = {training.ENV_REGION: "eu-west-3", training.ENV_DEFAULT_REGION: "eu-west-3"}
+    given = _environment(paths, host_environ=host, job_environment=region)
+    assert (given["AWS_REGION"], given["AWS_DEFAULT_REGION"]) == ("eu-west-3", "eu-west-3")
 
 
 def test_the_jobs_environment_is_applied_last(tmp_path: Path) -> None:
@@ -194,7 +210,8 @@ def stack(tmp_path: Path, moto_server: str) -> Iterator[dict[str, Any]]:
         runner.uninstall()
 
 
-def _create(stack: dict[str, Any], name: str, mode: str = "ok", max_runtime: int = 3600) -> None:
+def _create(stack: dict[str, Any], name: str, mode: str = "ok", max_runtime: int = 3600,
+            environment: dict[str, str] | None = None) -> None:
     stack["sm"].create_training_job(
         TrainingJobName=name,
         HyperParameters={"epochs": "3", "mode": mode},
@@ -211,7 +228,7 @@ def _create(stack: dict[str, Any], name: str, mode: str = "ok", max_runtime: int
         OutputDataConfig={"S3OutputPath": "s3://art/jobs/j1/model/"},
         ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
         StoppingCondition={"MaxRuntimeInSeconds": max_runtime},
-        Environment={"OPENCOMPOSER_JOB_ID": "j1"},
+        Environment={"OPENCOMPOSER_JOB_ID": "j1", **(environment or {})},
     )
 
 
@@ -254,8 +271,23 @@ def test_a_successful_job_runs_under_the_container_contract_and_uploads_its_mode
         "melody_bytes": "MThd-fake",
         "job_env": "j1",
         "endpoint": stack["url"],
+        "region": [None, None],  # the job's Environment gives none, and SageMaker sets none
     }
     assert "epoch 1/1 done" in (stack["tmp"] / "logs" / "job-ok.log").read_text()
+
+
+def test_the_training_process_gets_the_region_its_jobs_environment_gives(stack: dict[str, Any]) -> None:
+    region = {training.ENV_REGION: "eu-west-3", training.ENV_DEFAULT_REGION: "eu-west-3"}
+    _create(stack, "job-region", environment=region)
+
+    job = _wait(stack, "job-region")
+
+    assert job["TrainingJobStatus"] == "Completed"
+    key = "jobs/j1/model/job-region/output/model.tar.gz"
+    body = stack["s3"].get_object(Bucket="art", Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        info = json.load(tar.extractfile("info.json"))  # type: ignore[arg-type]
+    assert info["region"] == ["eu-west-3", "eu-west-3"]
 
 
 def test_a_failing_job_is_failed_with_the_reason_from_the_failure_file(stack: dict[str, Any]) -> None:

@@ -46,7 +46,8 @@ SUBSTITUTIONS = {
     "VolumeSizeInGB": "10",
     "MaxRuntimeSeconds": "3600",
     "UseSpotInstances": "false",
-    "MaxWaitSeconds": "14400",
+    "SpotWaitSeconds": "7200",
+    training.REGION_PLACEHOLDER: deployment.LOCAL_REGION,
 }
 FINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
@@ -183,10 +184,13 @@ def test_the_training_job_gets_the_jobs_settings(machine: Machine) -> None:
         for e in machine.history(execution)
         if e["type"] == "TaskScheduled" and e["taskScheduledEventDetails"]["resourceType"] == "sagemaker"
     ]
+    # ... the region among them: SageMaker sets none in the container, the AWS SDK needs one.
     assert scheduled["Environment"] == {
         training.ENV_TABLE: TABLE,
         training.ENV_BUCKET: BUCKET,
         training.ENV_JOB_ID: job_id,
+        training.ENV_REGION: deployment.LOCAL_REGION,
+        training.ENV_DEFAULT_REGION: deployment.LOCAL_REGION,
     }
     # One task's parameter names are fixed, so on-demand sends false: SageMaker's own default.
     assert scheduled["EnableManagedSpotTraining"] is False
@@ -195,7 +199,7 @@ def test_the_training_job_gets_the_jobs_settings(machine: Machine) -> None:
 
 def test_a_spot_deployment_trains_on_managed_spot_capacity_within_its_wait_limit(machine: Machine) -> None:
     # Given a stack deployed with UseSpotInstances=true
-    spot = Machine("training-spot", UseSpotInstances="true", MaxWaitSeconds="10800")
+    spot = Machine("training-spot", UseSpotInstances="true", SpotWaitSeconds="7200")
     job_id = call_api("POST", "/jobs").body["job_id"]
 
     # When a job runs on it
@@ -204,7 +208,8 @@ def test_a_spot_deployment_trains_on_managed_spot_capacity_within_its_wait_limit
     finish(job_id, "Completed")
     result = spot.result(execution)
 
-    # Then its one training job asks SageMaker for spot capacity, waiting at most MaxWaitSeconds,
+    # Then its one training job asks SageMaker for spot capacity, waiting at most its runtime
+    # (MaxRuntimeSeconds, 3600) plus SpotWaitSeconds: never less than the runtime, as SageMaker requires,
     # with checkpoints to resume from after an interruption
     assert result["status"] == "SUCCEEDED"
     assert job_item(job_id)["status"] == "COMPLETED"
@@ -218,6 +223,19 @@ def test_a_spot_deployment_trains_on_managed_spot_capacity_within_its_wait_limit
     ]
     assert scheduled["EnableManagedSpotTraining"] is True
     assert scheduled["StoppingCondition"]["MaxWaitTimeInSeconds"] == 10800
+
+
+def test_a_spot_deployment_without_extra_wait_waits_exactly_its_runtime(machine: Machine) -> None:
+    # The smallest SpotWaitSeconds (0) still gives SageMaker MaxWaitTimeInSeconds >= MaxRuntimeInSeconds.
+    spot = Machine("training-spot-0", UseSpotInstances="true", SpotWaitSeconds="0")
+    job_id = call_api("POST", "/jobs").body["job_id"]
+
+    execution = spot.start(job_id)
+    training = training_job(job_id)
+    finish(job_id, "Completed")
+
+    assert spot.result(execution)["status"] == "SUCCEEDED"
+    assert training.stopping_condition == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 3600}
 
 
 def test_a_failed_training_ends_the_job_failed_with_the_trainings_own_reason(machine: Machine) -> None:
@@ -349,11 +367,7 @@ def test_the_definition_uses_only_deployment_placeholders_and_the_shared_names()
     trainings = [s for s in definition["States"].values() if "sagemaker" in s.get("Resource", "")]
     assert trainings == [task]
     environment = {k.removesuffix(".$") for k in task["Parameters"]["Environment"]}
-    assert environment == {
-        training.ENV_TABLE,
-        training.ENV_BUCKET,
-        training.ENV_JOB_ID,
-    }
+    assert environment == set(training.JOB_ENVIRONMENT)
     assert task["Parameters"]["InputDataConfig"][0]["ChannelName"] == training.MELODY_CHANNEL
     # Every step of the training path hands any error to one recording step, and only it.
     catch_all = {

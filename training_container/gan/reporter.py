@@ -83,11 +83,12 @@ class Stopped(BaseException):
 class AwsSink:
     """The job's items in the jobs table and its MIDI in the artifacts bucket."""
 
-    def __init__(self, table: str, bucket: str, job_id: str):
+    def __init__(self, table: str, bucket: str, job_id: str, region: str):
         import boto3  # only when the job reports to AWS: a laptop dry run needs no boto3 session
 
-        self.table = boto3.resource("dynamodb").Table(table)
-        self.s3 = boto3.client("s3")
+        # The region from the job's Environment (SageMaker sets none in a training container).
+        self.table = boto3.resource("dynamodb", region_name=region).Table(table)
+        self.s3 = boto3.client("s3", region_name=region)
         self.bucket, self.job_id = bucket, job_id
         self.key = storage.job_key(job_id)
         self._training = False
@@ -99,7 +100,9 @@ class AwsSink:
         condition_values: Mapping[str, Any] | None = None,
     ) -> None:
         """SET each attribute (and updated_at). Names go through placeholders: `reference` and
-        `status` are DynamoDB reserved words."""
+        `status` are DynamoDB reserved words. A failed condition returns the item as it was
+        (`ReturnValuesOnConditionCheckFailure`) in the ClientError's response `Item`, so a caller
+        learns why without a read (the training role may not GetItem)."""
         attributes = {**attributes, "updated_at": timestamps.utc_timestamp()}
         names = {f"#a{i}": name for i, name in enumerate(attributes)}
         values = {f":a{i}": value for i, value in enumerate(attributes.values())}
@@ -114,6 +117,7 @@ class AwsSink:
             ConditionExpression=" AND ".join(conditions),
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=_dynamo_value({**values, **(condition_values or {})}),
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
 
     def reference(self, values: Mapping[str, float]) -> None:
@@ -150,9 +154,11 @@ class AwsSink:
                 if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
                 # A stop that came between STARTING and the training job's creation found no
-                # training job to stop: end here rather than train a job nobody wants.
-                item = self.table.get_item(Key=self.key, ConsistentRead=True).get("Item", {})
-                if item.get("status") == statuses.STOPPING:
+                # training job to stop: end here rather than train a job nobody wants. The item
+                # as the failed update found it comes back with the error (the low-level form,
+                # {"status": {"S": ...}}: errors are not translated by the resource layer).
+                status = (e.response.get("Item") or {}).get("status") or {}
+                if status.get("S") == statuses.STOPPING:
                     raise Stopped() from e
             self._training = True
 
@@ -188,7 +194,13 @@ class Reporter:
         sinks: list[Sink] = [LocalSink(output_dir)]
         aws = [environ.get(name) for name in training.REPORTING_ENVIRONMENT]
         if all(aws):
-            sinks.append(AwsSink(*aws))  # type: ignore[arg-type]
+            region = next((environ[n] for n in training.REGION_ENVIRONMENT if environ.get(n)), None)
+            if region is None:
+                # Every report would fail (NoRegionError), the final composition too, after the
+                # whole training: fail now, saying why.
+                raise RuntimeError(f"the job reports to AWS but its Environment gives no region "
+                                   f"({' or '.join(training.REGION_ENVIRONMENT)}); SageMaker sets none")
+            sinks.append(AwsSink(*aws, region=region))  # type: ignore[arg-type,misc]
         return cls(sinks)
 
     def _each(self, method: str, *args: Any, best_effort: bool) -> None:

@@ -197,28 +197,32 @@ def test_the_training_job_gets_the_jobs_settings(machine: Machine) -> None:
     assert scheduled["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}
 
 
-def test_a_spot_deployment_trains_on_managed_spot_capacity_within_its_wait_limit(machine: Machine) -> None:
-    # Given a stack deployed with UseSpotInstances=true
-    spot = Machine("training-spot", UseSpotInstances="true", SpotWaitSeconds="7200")
+def _train_on_spot(name: str, spot_wait_seconds: str) -> tuple[str, Any, list[dict[str, Any]], str]:
+    """A job trained to completion on a stack deployed with UseSpotInstances=true: its id, its
+    training job, the execution's history and the execution's status."""
+    spot = Machine(name, UseSpotInstances="true", SpotWaitSeconds=spot_wait_seconds)
     job_id = call_api("POST", "/jobs").body["job_id"]
-
-    # When a job runs on it
     execution = spot.start(job_id)
-    training = training_job(job_id)
+    job = training_job(job_id)
     finish(job_id, "Completed")
-    result = spot.result(execution)
+    return job_id, job, spot.history(execution), spot.result(execution)["status"]
+
+
+def test_a_spot_deployment_trains_on_managed_spot_capacity_within_its_wait_limit(machine: Machine) -> None:
+    # Given a stack deployed with spot on and SpotWaitSeconds=7200, when a job runs on it
+    job_id, job, history, status = _train_on_spot("training-spot", "7200")
 
     # Then its one training job asks SageMaker for spot capacity, waiting at most its runtime
-    # (MaxRuntimeSeconds, 3600) plus SpotWaitSeconds: never less than the runtime, as SageMaker requires,
-    # with checkpoints to resume from after an interruption
-    assert result["status"] == "SUCCEEDED"
+    # (MaxRuntimeSeconds, 3600) plus SpotWaitSeconds: never less than the runtime, as SageMaker
+    # requires, with checkpoints to resume from after an interruption
+    assert status == "SUCCEEDED"
     assert job_item(job_id)["status"] == "COMPLETED"
-    assert training.enable_managed_spot_training is True
-    assert training.stopping_condition == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 10800}
-    assert training.checkpoint_config["S3Uri"] == f"s3://{BUCKET}/{storage.checkpoint_prefix(job_id)}"
+    assert job.enable_managed_spot_training is True
+    assert job.stopping_condition == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 10800}
+    assert job.checkpoint_config["S3Uri"] == f"s3://{BUCKET}/{storage.checkpoint_prefix(job_id)}"
     [scheduled] = [
         json.loads(e["taskScheduledEventDetails"]["parameters"])
-        for e in spot.history(execution)
+        for e in history
         if e["type"] == "TaskScheduled" and e["taskScheduledEventDetails"]["resourceType"] == "sagemaker"
     ]
     assert scheduled["EnableManagedSpotTraining"] is True
@@ -227,15 +231,10 @@ def test_a_spot_deployment_trains_on_managed_spot_capacity_within_its_wait_limit
 
 def test_a_spot_deployment_without_extra_wait_waits_exactly_its_runtime(machine: Machine) -> None:
     # The smallest SpotWaitSeconds (0) still gives SageMaker MaxWaitTimeInSeconds >= MaxRuntimeInSeconds.
-    spot = Machine("training-spot-0", UseSpotInstances="true", SpotWaitSeconds="0")
-    job_id = call_api("POST", "/jobs").body["job_id"]
+    _, job, _, status = _train_on_spot("training-spot-0", "0")
 
-    execution = spot.start(job_id)
-    training = training_job(job_id)
-    finish(job_id, "Completed")
-
-    assert spot.result(execution)["status"] == "SUCCEEDED"
-    assert training.stopping_condition == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 3600}
+    assert status == "SUCCEEDED"
+    assert job.stopping_condition == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 3600}
 
 
 def test_a_failed_training_ends_the_job_failed_with_the_trainings_own_reason(machine: Machine) -> None:

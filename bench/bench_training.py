@@ -22,7 +22,6 @@ DeepComposer lab's sizes, achieved GFLOP/s against this machine's matmul peak, g
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench.lab_model import lab_steps
 from gan import data as gan_data
 from gan import metrics
+from gan.cpus import usable_cpus
 from gan.encoding import Batch
 from gan.generate import accompany, harmonise, load_generator
 from gan.model import Generator, ModelConfig
@@ -264,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser.add_argument("--only", choices=["throughput", "quality"], default=None)
     args = parser.parse_args([] if argv is None else argv)
     device = torch.device(args.device)
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    torch.set_num_threads(usable_cpus())
     results: dict[str, object] = {}
     if args.only in (None, "throughput"):
         results["throughput"] = throughput(device)

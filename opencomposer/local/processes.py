@@ -1,5 +1,12 @@
 """The training and worker processes the local stack starts: each leads a session of its own,
-is signalled as a group, and dies with the stack."""
+is signalled as a group, and dies with the stack.
+
+Portability: process groups, sessions, `os.killpg` and `preexec_fn` are POSIX; the kernel's
+parent-death signal is Linux's. Each has a fallback here, so the callers need not ask: on
+Windows a process is started in a new process group (so Ctrl-C in the console does not reach
+it) and signalled alone (`terminate`/`kill`, both TerminateProcess there), and `SIGKILL`,
+which Windows lacks, is `SIGTERM`.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,26 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
+
+# The signal that cannot be caught; Windows has none (a SIGTERM there is TerminateProcess too).
+SIGKILL: signal.Signals = getattr(signal, "SIGKILL", signal.SIGTERM)
+
+
+def new_session() -> dict[str, Any]:
+    """`subprocess.Popen` keywords that put the child out of the terminal's process group: a
+    session of its own on POSIX (it leads its process group, which `signal_group` signals), a
+    new process group on Windows (where `start_new_session` is ignored)."""
+    if sys.platform == "win32":
+        return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
+    return {"start_new_session": True}
 
 
 def die_with_parent() -> Callable[[], None] | None:
     """Linux: the `preexec_fn` that makes the kernel SIGTERM the training when the thread that
     starts it dies, so no training outlives its stack, even one killed by SIGKILL: that thread
-    supervises the training until it exits. Elsewhere None: stopping the stack stops them.
+    supervises the training until it exits. Elsewhere None (macOS has no parent-death signal,
+    Windows no `preexec_fn`): stopping the stack stops them, but a stack killed hard leaves them.
 
     Called in the parent, before the fork: `preexec_fn` runs in the child of a threaded process,
     where loading a library (`dlopen` takes the loader's lock, which another thread may have
@@ -42,9 +63,15 @@ def die_with_parent() -> Callable[[], None] | None:
 
 def signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     """The whole process group (trainings and Lambda workers each lead a session of their own:
-    the entry point may have started workers of its own)."""
+    the entry point may have started workers of its own). Without process groups (Windows) the
+    process itself: `kill` for SIGKILL, `terminate` for SIGTERM."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         if hasattr(os, "killpg"):
             os.killpg(process.pid, sig)
-        elif process.poll() is None:  # no process groups (Windows): the process itself
-            process.send_signal(sig)
+        elif process.poll() is None:
+            if sig == SIGKILL:
+                process.kill()
+            elif sig == signal.SIGTERM:
+                process.terminate()
+            else:
+                process.send_signal(sig)

@@ -7,15 +7,20 @@ replaces that one method: the function's deployment package is unzipped once (La
 handler once (the init phase) and then serves invocations one at a time, as a real execution
 environment does. Each function's log (handler output plus Lambda's START/END/REPORT lines)
 lands in `<logs>/<function name>.log`.
+
+A worker's replies are read by a thread of its own into a queue, so an invocation waits for its
+reply with a timeout on every system: `select` on a pipe, the obvious alternative, works on
+POSIX only (Windows' `select` takes sockets alone).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
-import select
+import queue
 import subprocess
 import sys
 import threading
@@ -25,7 +30,9 @@ import zipfile
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from opencomposer.local.processes import new_session
 
 # What a worker inherits from the stack's own environment; everything else comes from the
 # function's configuration, as on Lambda.
@@ -181,8 +188,18 @@ class _Worker:
             stderr=self._log,
             # Out of the terminal's process group: Ctrl-C stops the stack, which then ends its
             # workers; a worker whose stack died hard sees its stdin close and exits.
-            start_new_session=True,
+            **new_session(),
         )
+        assert self._proc.stdout is not None
+        # Each line the worker writes, then b"" at its end of file.
+        self._replies: queue.Queue[bytes] = queue.Queue()
+        self._reader = threading.Thread(
+            target=_read_lines,
+            args=(self._proc.stdout, self._replies),
+            name=f"lambda-replies-{config.function_name}",
+            daemon=True,
+        )
+        self._reader.start()
 
     def alive(self) -> bool:
         return self._proc.poll() is None
@@ -223,12 +240,13 @@ class _Worker:
             return json.dumps(reply["result"]), False, ""
 
     def _read_line(self, timeout_s: float) -> bytes:
-        assert self._proc.stdout is not None
-        ready, _, _ = select.select([self._proc.stdout], [], [], timeout_s)
-        if not ready:
-            raise TimeoutError
-        line = self._proc.stdout.readline()
+        """The worker's next reply line; TimeoutError past `timeout_s`, EOFError once it exited."""
+        try:
+            line = self._replies.get(timeout=max(0.0, timeout_s))
+        except queue.Empty:
+            raise TimeoutError from None
         if not line:
+            self._replies.put(line)  # the end of file stays the answer
             raise EOFError
         return line
 
@@ -251,7 +269,21 @@ class _Worker:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
-        for stream in (self._proc.stdin, self._proc.stdout):
-            if stream is not None:
-                stream.close()
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        # The reader closes stdout at its end of file, which the worker's exit brings.
+        self._reader.join(timeout=1)
         self._log.close()
+
+
+def _read_lines(stream: IO[bytes], lines: queue.Queue[bytes]) -> None:
+    """A worker's reply reader: every line into `lines`, then b"" at the end of file."""
+    try:
+        for line in iter(stream.readline, b""):
+            lines.put(line)
+    except (OSError, ValueError):  # a stream closed under it: the end too
+        pass
+    finally:
+        lines.put(b"")
+        with contextlib.suppress(OSError):
+            stream.close()

@@ -31,7 +31,7 @@ from typing import Any
 from moto.core.utils import utcnow
 
 from contracts import deployment, training
-from opencomposer.local.processes import die_with_parent, signal_group
+from opencomposer.local.processes import SIGKILL, die_with_parent, new_session, signal_group
 from opencomposer.local.s3_files import download_prefix, upload_prefix, upload_tar
 from opencomposer.local.sagemaker_container import (
     JobPaths,
@@ -177,7 +177,7 @@ class SageMakerRunner:
             if now >= kill_at:
                 for run in runs:
                     if run.process is not None and run.process.poll() is None:
-                        signal_group(run.process, signal.SIGKILL)
+                        signal_group(run.process, SIGKILL)
             if now >= deadline:
                 return
             alive = [run.thread for run in runs if run.thread is not None and run.thread.is_alive()]
@@ -287,8 +287,8 @@ class SageMakerRunner:
                 env=env,
                 stdout=log_file,
                 stderr=log_file,
-                start_new_session=True,  # its own process group: stops reach its children too
-                preexec_fn=die_with_parent(),
+                **new_session(),  # its own process group: stops reach its children too
+                preexec_fn=die_with_parent(),  # None but on Linux
             )
             run.process = process
             if run.stop_requested.is_set():  # a stop that raced the start
@@ -309,7 +309,7 @@ class SageMakerRunner:
             if run.stop_requested.is_set():
                 stop_sent_at = stop_sent_at or now
                 if now - stop_sent_at > self.stop_grace_s:
-                    signal_group(process, signal.SIGKILL)
+                    signal_group(process, SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=0.2)
 

@@ -25,7 +25,9 @@ here take no lock, directly or not: the first records the signal (two attribute 
 interpreter's C-level handler wakes the main thread through `signal.set_wakeup_fd`, and the main
 thread does the stop; a forcing signal only reads what is running and calls `os.killpg`,
 `os.write` and `os._exit`. A watchdog thread enforces the deadline the same way. This works on
-every platform (no `sigwait`/`pthread_sigmask`, which Windows lacks).
+every platform (no `sigwait`/`pthread_sigmask`, which Windows lacks; the wake-up fd is a socket,
+which Windows' `select` and `set_wakeup_fd` take, where a pipe would not do). Windows has no
+SIGHUP (the stop signals are those the system has) and no SIGKILL (`processes.SIGKILL`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import time
 from types import FrameType
 
 from opencomposer.client import ApiError, Client
+from opencomposer.local.processes import SIGKILL
 from opencomposer.local.stack import LocalStack, LocalStackOptions, api_port
 
 # From the first signal to the process's exit, at most (then the stop is forced).
@@ -53,7 +56,6 @@ REPEAT_WINDOW_S = 1.0
 STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
-_SIGKILL: int = getattr(signal, "SIGKILL", signal.SIGTERM)
 
 
 class _Stopper:
@@ -114,7 +116,10 @@ class _Stopper:
 def _kill_children() -> None:
     """Linux: SIGKILL each child of this process and its process group (a training's or a Lambda
     worker's session), whether or not the stack still knows of it. A child not yet reaped keeps
-    its pid, so none of these can be someone else's."""
+    its pid, so none of these can be someone else's. Elsewhere (no `/proc/self/task`) nothing:
+    the stack's own list (`kill_processes`, just before) is all there is."""
+    if not sys.platform.startswith("linux"):
+        return
     pids: set[int] = set()
     with contextlib.suppress(OSError):
         for task in os.listdir("/proc/self/task"):
@@ -127,9 +132,9 @@ def _kill_children() -> None:
     for pid in pids:
         with contextlib.suppress(OSError):
             if os.getpgid(pid) == pid:
-                os.killpg(pid, _SIGKILL)
+                os.killpg(pid, SIGKILL)
             else:
-                os.kill(pid, _SIGKILL)
+                os.kill(pid, SIGKILL)
 
 
 def main() -> int:

@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import subprocess
 import time
 import urllib.request
@@ -25,7 +24,7 @@ from typing import Any
 
 from contracts import deployment, functions
 from opencomposer.local.front_door import FrontDoor
-from opencomposer.local.processes import signal_group
+from opencomposer.local.processes import SIGKILL, signal_group
 from opencomposer.local.resources import CreatedResources, LocalNames, create_all, local_functions
 from opencomposer.local.runtime import LambdaRuntime
 from opencomposer.local.sagemaker_runner import DEFAULT_ENTRY_POINT, SageMakerRunner
@@ -208,7 +207,7 @@ class LocalStack:
         the thread it interrupted) holds one: it only reads what is running and signals it.
         """
         for process in self._processes():
-            signal_group(process, signal.SIGKILL)
+            signal_group(process, SIGKILL)
 
     def _processes(self) -> list[subprocess.Popen[bytes]]:
         """The trainings and Lambda workers still running, read without a lock (a copy of a

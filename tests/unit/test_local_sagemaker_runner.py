@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import sys
 import tarfile
 import time
@@ -339,3 +340,24 @@ def test_max_runtime_stops_the_job(stack: dict[str, Any]) -> None:
 
     assert job["TrainingJobStatus"] == "Stopped"
     assert job["SecondaryStatus"] == "MaxRuntimeExceeded"
+
+
+@pytest.mark.parametrize("mode", ["hang", "stubborn"])
+def test_a_stop_reaches_the_training_without_process_groups_or_a_parent_death_signal(
+    stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    # macOS: no prctl (die_with_parent gives no preexec_fn); Windows: no os.killpg either
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.delattr(os, "killpg")
+    _create(stack, f"job-{mode}-portable", mode=mode)
+    _wait_for_log(stack, f"job-{mode}-portable", "training forever")
+
+    stack["sm"].stop_training_job(TrainingJobName=f"job-{mode}-portable")
+    job = _wait(stack, f"job-{mode}-portable")
+
+    assert job["TrainingJobStatus"] == "Stopped"
+    log = (stack["tmp"] / "logs" / f"job-{mode}-portable.log").read_text()
+    if mode == "stubborn":  # SIGTERM reached it (terminate), then the kill did after the grace
+        assert "ignoring SIGTERM" in log and f"exited with code -{int(signal.SIGKILL)}" in log
+    else:
+        assert f"exited with code -{int(signal.SIGTERM)}" in log

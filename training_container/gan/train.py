@@ -36,6 +36,7 @@ from contracts.hyperparameters import DEFAULTS, HYPERPARAMETERS, parse_sagemaker
 from contracts.instruments import resolve as resolve_instruments
 from contracts.training import FAILURE_REASON_MAX, MELODY_CHANNEL
 from gan import data as gan_data
+from gan.cpus import usable_cpus
 from gan.encoding import Batch, Windows
 from gan.generate import accompany, harmonise
 from gan.model import Critic, Generator, ModelConfig, as_critic_input, gradient_penalty
@@ -410,7 +411,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     paths = Paths.from_env(environ, args.checkpoint_dir)
     previous = signal.signal(signal.SIGTERM, _raise_stopped)
     try:  # from the handler on: a SIGTERM anywhere below is a stop, never a traceback
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
+        torch.set_num_threads(usable_cpus())
         hp = read_hyperparameters(args, environ)
         melody_midi = find_melody(paths.melody)
         if melody_midi is not None:

@@ -1,11 +1,20 @@
 """The HTTP API's routes (v1): what the API Gateway construct declares, what the local front
-door matches, what the api handler serves and the client calls. `docs/contracts.md` and the
-README's API table list the same rows (a test compares them)."""
+door matches, what the api handler serves and the client calls, and what the OpenAPI document
+(`lambdas/api/openapi.py` → `docs/openapi.json`, served at `GET /openapi.json`) describes.
+The README's API table lists the same rows, with the same success and error statuses (a test
+compares it with the document)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+# Statuses beside a route's own `errors`, which the README's table leaves to its preamble. Every
+# route: 403 (on AWS, API Gateway refuses a request without a valid SigV4 signature; the handler
+# refuses one without a caller identity) and 500 (an unexpected failure). A route that acts on
+# the caller's jobs also answers 503 when a dependency throttles (a retry may succeed).
+COMMON_ERRORS = (403, 500)
+OWNED_ERRORS = (503,)
 
 
 @dataclass(frozen=True)
@@ -13,16 +22,29 @@ class Route:
     method: str
     path: str  # API Gateway's resource form: `/jobs/{job_id}`
     summary: str
+    operation_id: str  # the OpenAPI operationId (and the client's method, in snake case)
+    success: int  # the one success status
+    errors: tuple[int, ...] = ()  # the route's own error statuses (the README table lists these)
+    owned: bool = True  # acts for the caller (needs its identity); False: answers anyone
+
+    def all_errors(self) -> tuple[int, ...]:
+        """Every error status the route can answer, in ascending order."""
+        common = (*COMMON_ERRORS, *OWNED_ERRORS) if self.owned else COMMON_ERRORS
+        return tuple(sorted({*self.errors, *common}))
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("POST", "/jobs", "submit a training job"),
-    Route("GET", "/jobs", "the caller's jobs, newest first (status, limit, next_token)"),
-    Route("GET", "/jobs/{job_id}", "one job"),
-    Route("GET", "/jobs/{job_id}/metrics", "the job's per-epoch metrics, beside Bach's values"),
-    Route("GET", "/jobs/{job_id}/compositions", "presigned URLs of the job's MIDI"),
-    Route("POST", "/jobs/{job_id}/stop", "stop a job"),
-    Route("DELETE", "/jobs/{job_id}", "delete a finished job and its files"),
+    Route("POST", "/jobs", "submit a training job", "createJob", 202, (400, 409, 413, 415)),
+    Route("GET", "/jobs", "the caller's jobs, newest first (status, limit, next_token)", "listJobs", 200,
+          (400,)),
+    Route("GET", "/jobs/{job_id}", "one job", "getJob", 200, (404,)),
+    Route("GET", "/jobs/{job_id}/metrics", "the job's per-epoch metrics, beside Bach's values",
+          "getJobMetrics", 200, (404,)),
+    Route("GET", "/jobs/{job_id}/compositions", "presigned URLs of the job's MIDI", "getJobCompositions",
+          200, (404, 409)),
+    Route("POST", "/jobs/{job_id}/stop", "stop a job", "stopJob", 202, (404, 409)),
+    Route("DELETE", "/jobs/{job_id}", "delete a finished job and its files", "deleteJob", 204, (404, 409)),
+    Route("GET", "/openapi.json", "this API's OpenAPI 3.1 document", "getOpenApi", 200, owned=False),
 )
 
 
@@ -38,6 +60,11 @@ def pattern(path: str) -> re.Pattern[str]:
     """A resource path as a regular expression; each `{name}` is a named group of one segment."""
     regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path))
     return re.compile(f"^{regex}$")
+
+
+def parameters(path: str) -> list[str]:
+    """The path parameters of a resource path, in order: `/jobs/{job_id}` → `["job_id"]`."""
+    return re.findall(r"\{(\w+)\}", path)
 
 
 def handler_path(path: str) -> str:

@@ -85,6 +85,10 @@ class Client:
     def delete(self, job_id: str) -> None:
         self._request("DELETE", f"/jobs/{_id(job_id)}")
 
+    def openapi(self) -> dict[str, Any]:
+        """The API's OpenAPI 3.1 document."""
+        return self._json("GET", "/openapi.json")
+
     # --- conveniences -------------------------------------------------------------------------------
     def wait(
         self,

@@ -6,6 +6,10 @@ without a function, or a function without a route, fails at import. The caller i
 `requestContext.identity.caller`; the local front door sends `deployment.LOCAL_OWNER`. The
 owner of a job is the caller as `contracts.owners.owner` reduces it (an assumed role's session
 name dropped, so every session of a role shares its jobs).
+
+Every body it sends is checked against its model in `lambdas.common.schemas` (each success
+status comes from `contracts.routes`), the models the OpenAPI document (`lambdas.api.openapi`,
+served at `GET /openapi.json`) is built from.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from contracts import names, owners, routes
-from lambdas.api import parsing
+from lambdas.api import openapi, parsing
 from lambdas.api.jobs import JobService
+from lambdas.common import schemas
 from lambdas.common.dal import ArtifactsStore, JobsRepository, Training
 from lambdas.common.env import api_env
 from lambdas.common.errors import DomainError, UnauthenticatedError
@@ -54,8 +60,25 @@ def _job_id_in_path() -> str | None:
     return match.group(1) if match else None
 
 
-def _json(status: HTTPStatus, body: Any) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
+def _json(status: int, body: Any, model: type[BaseModel]) -> Response:
+    """`body` as JSON, after checking that JSON against its model (what the OpenAPI document
+    says of it): a body the document would not describe is a 500, never a silent surprise."""
+    text = json.dumps(body)
+    model.model_validate_json(text)
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=text)
+
+
+_ROUTES = {(route.method, route.path): route for route in routes.ROUTES}
+
+
+def _answer(method: str, path: str, body: Any = None) -> Response:
+    """The route's success: its status from `contracts.routes`, its body's model from
+    `schemas.RESPONSE_BODIES` (None: no body)."""
+    status = _ROUTES[(method, path)].success
+    model = schemas.RESPONSE_BODIES[(method, path)]
+    if model is None:
+        return Response(status_code=status, body=None)
+    return _json(status, body, model)
 
 
 # --- the routes ----------------------------------------------------------------------------------
@@ -64,33 +87,38 @@ def create_job() -> Response:
     raw = parsing.body_bytes(event.body, bool(event.is_base64_encoded), event.decoded_body)
     request = parsing.parse_body(CreateJobRequest, raw, event.headers.get("content-type"))
     key = parsing.idempotency_key(event.headers.get(names.IDEMPOTENCY_HEADER))
-    return _json(HTTPStatus.ACCEPTED, _service().create(_owner(), request, key))
+    return _answer("POST", "/jobs", _service().create(_owner(), request, key))
 
 
 def list_jobs() -> Response:
     query = parsing.parse_query(ListJobsQuery, app.current_event.query_string_parameters)
-    return _json(HTTPStatus.OK, _service().list(_owner(), query))
+    return _answer("GET", "/jobs", _service().list(_owner(), query))
 
 
 def get_job(job_id: str) -> Response:
-    return _json(HTTPStatus.OK, _service().get(_owner(), job_id))
+    return _answer("GET", "/jobs/{job_id}", _service().get(_owner(), job_id))
 
 
 def get_metrics(job_id: str) -> Response:
-    return _json(HTTPStatus.OK, _service().metrics(_owner(), job_id))
+    return _answer("GET", "/jobs/{job_id}/metrics", _service().metrics(_owner(), job_id))
 
 
 def get_compositions(job_id: str) -> Response:
-    return _json(HTTPStatus.OK, _service().compositions(_owner(), job_id))
+    return _answer("GET", "/jobs/{job_id}/compositions", _service().compositions(_owner(), job_id))
 
 
 def stop_job(job_id: str) -> Response:
-    return _json(HTTPStatus.ACCEPTED, _service().stop(_owner(), job_id))
+    return _answer("POST", "/jobs/{job_id}/stop", _service().stop(_owner(), job_id))
 
 
 def delete_job(job_id: str) -> Response:
     _service().delete(_owner(), job_id)
-    return Response(status_code=HTTPStatus.NO_CONTENT, body=None)
+    return _answer("DELETE", "/jobs/{job_id}")
+
+
+def get_openapi() -> Response:
+    # Anyone's: the document names no job (API Gateway's IAM authorization still applies on AWS).
+    return _answer("GET", "/openapi.json", openapi.document())
 
 
 # (method, path as in contracts.routes) → the function that serves it.
@@ -103,6 +131,7 @@ ROUTE_FUNCTIONS: RouteFunctions = {
     ("GET", "/jobs/{job_id}/compositions"): get_compositions,
     ("POST", "/jobs/{job_id}/stop"): stop_job,
     ("DELETE", "/jobs/{job_id}"): delete_job,
+    ("GET", "/openapi.json"): get_openapi,
 }
 
 
@@ -126,7 +155,7 @@ def _error(status: HTTPStatus, code: str, message: str, field: str | None = None
     error: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         error["field"] = field
-    return _json(status, {"error": error})
+    return _json(status, {"error": error}, schemas.Error)
 
 
 @app.exception_handler(DomainError)

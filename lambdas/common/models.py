@@ -19,6 +19,17 @@ from lambdas.common import melodies
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
 
+def not_null(schema: dict[str, Any]) -> None:
+    """The schema of an optional field without its null (and its default, None): "not given"."""
+    options = [option for option in schema.pop("anyOf", []) if option.get("type") != "null"]
+    if len(options) == 1:
+        schema.update(options[0])
+    elif options:
+        schema["anyOf"] = options
+    if schema.get("default", ...) is None:
+        del schema["default"]
+
+
 class _HyperparametersBase(BaseModel):
     model_config = _STRICT
 
@@ -49,10 +60,20 @@ else:
 class MelodyRequest(BaseModel):
     """Exactly one of a shipped sample or a user's MIDI file (base64)."""
 
-    model_config = _STRICT
+    # The schema says "exactly one" too (the OpenAPI document); a null is accepted as "not
+    # given" but left out of the schema, so that its `oneOf` holds.
+    model_config = ConfigDict(
+        **_STRICT, json_schema_extra={"oneOf": [{"required": ["sample"]}, {"required": ["midi_base64"]}]}
+    )
 
-    sample: Literal[tuple(melodies.SAMPLES)] | None = None  # type: ignore[valid-type]
-    midi_base64: Annotated[str, Field(min_length=1)] | None = None
+    sample: Literal[tuple(melodies.SAMPLES)] | None = Field(  # type: ignore[valid-type]
+        default=None, description="a shipped melody", json_schema_extra=not_null
+    )
+    midi_base64: Annotated[str, Field(min_length=1)] | None = Field(
+        default=None,
+        description="your MIDI file, base64: its first track with notes is the melody",
+        json_schema_extra=not_null,
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> MelodyRequest:

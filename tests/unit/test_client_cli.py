@@ -251,6 +251,7 @@ def test_every_route_of_the_api_has_a_client_method(monkeypatch: pytest.MonkeyPa
         "compositions": lambda: client.compositions(job_id),
         "stop": lambda: client.stop(job_id),
         "delete": lambda: client.delete(job_id),
+        "openapi": lambda: client.openapi(),
     }
     conveniences = {"wait", "download"}  # built on the methods above
     public = {name for name in vars(Client) if not name.startswith("_") and callable(vars(Client)[name])}

@@ -1,0 +1,187 @@
+"""The API's response bodies as pydantic models: the job, a page of jobs, metrics, compositions,
+the stop answer and the error. The api handler checks every body it sends against its route's
+model (`lambdas/api/handler.py`), and the OpenAPI document (`lambdas/api/openapi.py`) takes its
+response schemas from them, so the document describes what the handler sends.
+
+Strict, and validated in JSON mode: a body passes only if its JSON is what the schema says (an
+integer is a number, a string is no integer). A job is exactly the fields `models.job_to_api`
+writes; metric maps take any metric name.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from contracts import hyperparameters, names
+from contracts.statuses import JobStatus
+from lambdas.common.models import not_null
+
+_EXACT = ConfigDict(extra="forbid", strict=True)
+_OPEN = ConfigDict(extra="allow", strict=True)
+
+JobId = Annotated[str, Field(pattern=names.JOB_ID_PATTERN, description="32 lower-case hex digits")]
+Timestamp = Annotated[
+    str,
+    Field(
+        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$",
+        description="ISO-8601 in UTC with milliseconds (contracts/timestamps.py)",
+        examples=["2026-11-27T15:00:00.000Z"],
+    ),
+]
+# A metric's value; null where training produced no finite number.
+MetricValue = float | None
+Metrics = dict[str, MetricValue]
+
+
+# A job's hyperparameters as they were stored: today's names and types, without today's ranges
+# or the request's strictness, so a job stays readable whatever it was submitted with (a job
+# from before a range changed; a malformed item that ended FAILED for exactly that reason).
+class _StoredHyperparametersBase(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+def _stored(spec: hyperparameters.Hyperparameter) -> Any:
+    return (spec.kind | None, Field(None, description=spec.help))
+
+
+_StoredHyperparameters = create_model(
+    "StoredHyperparameters",
+    __base__=_StoredHyperparametersBase,
+    __doc__="The hyperparameters the job was submitted with, every default filled in.",
+    __module__=__name__,
+    **{h.name: _stored(h) for h in hyperparameters.HYPERPARAMETERS},
+)
+if TYPE_CHECKING:  # to mypy, a model built at run time is a variable, not a type
+    StoredHyperparameters = _StoredHyperparametersBase
+else:
+    StoredHyperparameters = _StoredHyperparameters
+
+
+class SampleMelody(BaseModel):
+    """The job's melody is a shipped sample."""
+
+    model_config = _EXACT
+    sample: str
+
+
+class UploadedMelody(BaseModel):
+    """The job's melody is the caller's MIDI file (never echoed back): how many notes it has."""
+
+    model_config = _EXACT
+    upload: Literal[True]
+    notes: Annotated[int, Field(ge=0)]
+
+
+class Progress(BaseModel):
+    """The latest epoch the training reported, of how many, with that epoch's metrics."""
+
+    model_config = _EXACT
+    epoch: Annotated[int, Field(ge=0)]
+    epochs: Annotated[int, Field(ge=1)]
+    metrics: Metrics
+
+
+class Outputs(BaseModel):
+    model_config = _EXACT
+    model: str | None = Field(description="the trained model's S3 URI, once the job completed")
+    compositions: list[str] = Field(description="names of the final compositions")
+
+
+class Job(BaseModel):
+    """A training job as the API shows it."""
+
+    model_config = _EXACT
+    job_id: JobId
+    name: str | None
+    status: JobStatus
+    created_at: Timestamp
+    updated_at: Timestamp
+    hyperparameters: StoredHyperparameters
+    melody: SampleMelody | UploadedMelody
+    progress: Progress | None
+    failure_reason: str | None
+    outputs: Outputs
+
+
+class JobPage(BaseModel):
+    """One page of the caller's jobs, newest first; `next_token` fetches the next (null: last page)."""
+
+    model_config = _EXACT
+    jobs: list[Job]
+    next_token: str | None
+
+
+class EpochMetrics(BaseModel):
+    """One epoch's metrics: `epoch`, then each metric by name."""
+
+    model_config = _OPEN
+    __pydantic_extra__: dict[str, MetricValue]
+    epoch: Annotated[int, Field(ge=0)]
+
+
+class JobMetrics(BaseModel):
+    model_config = _EXACT
+    job_id: JobId
+    epochs: list[EpochMetrics] = Field(description="every epoch reported so far, in order")
+    reference: Metrics = Field(description="Bach's own value of each music metric (empty until known)")
+
+
+class Composition(BaseModel):
+    model_config = _EXACT
+    name: str = Field(description="`final`, or `epoch-NNNN` for a per-epoch sample")
+    url: str = Field(description="a presigned GET URL of the MIDI file")
+    expires_at: Timestamp
+
+
+class Compositions(BaseModel):
+    model_config = _EXACT
+    compositions: Annotated[list[Composition], Field(min_length=1)]
+
+
+class StopAnswer(BaseModel):
+    model_config = _EXACT
+    job_id: JobId
+    status: Literal[JobStatus.STOPPING]
+
+
+class ErrorDetail(BaseModel):
+    model_config = _EXACT
+    code: str = Field(description="a stable machine-readable code, e.g. `invalid_field`, `job_not_found`")
+    message: str = Field(description="what went wrong, for a person")
+    # Absent (never null) unless one field is at fault.
+    field: str | None = Field(
+        default=None,
+        description="the field at fault, dotted (`hyperparameters.epochs`), or a header's name",
+        json_schema_extra=not_null,
+    )
+
+
+class Error(BaseModel):
+    """Every error answer: `{"error": {"code", "message", "field"}}`."""
+
+    model_config = _EXACT
+    error: ErrorDetail
+
+
+class OpenApiDocument(BaseModel):
+    """This document (GET /openapi.json)."""
+
+    model_config = _OPEN
+    openapi: Literal["3.1.0"]
+    info: dict[str, object]
+    paths: dict[str, object]
+
+
+# Each route's success body, by (method, path) as in `contracts.routes`; None: no body (204).
+RESPONSE_BODIES: dict[tuple[str, str], type[BaseModel] | None] = {
+    ("POST", "/jobs"): Job,
+    ("GET", "/jobs"): JobPage,
+    ("GET", "/jobs/{job_id}"): Job,
+    ("GET", "/jobs/{job_id}/metrics"): JobMetrics,
+    ("GET", "/jobs/{job_id}/compositions"): Compositions,
+    ("POST", "/jobs/{job_id}/stop"): StopAnswer,
+    ("DELETE", "/jobs/{job_id}"): None,
+    ("GET", "/openapi.json"): OpenApiDocument,
+}

@@ -6,8 +6,9 @@ epoch count), so every malformed request is a 400 naming the field.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
@@ -17,6 +18,7 @@ from contracts.timestamps import iso_utc
 from lambdas.common import melodies
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def not_null(schema: dict[str, Any]) -> None:
@@ -42,14 +44,21 @@ def _field(spec: hyperparameters.Hyperparameter) -> Any:
     return spec.kind, Field(default=spec.default, description=spec.help, **bounds)
 
 
-# One field per `contracts.hyperparameters.HYPERPARAMETERS`, in its order (the request's hash for
-# Idempotency-Key follows it): type, range, default, and help as the field's description.
-_Hyperparameters = create_model(
-    "Hyperparameters",
-    __base__=_HyperparametersBase,
-    __doc__="What a training job may set; each one left out takes its default.",
-    __module__=__name__,
-    **{spec.name: _field(spec) for spec in hyperparameters.HYPERPARAMETERS},
+def hyperparameters_model(
+    name: str, base: type[Model], doc: str, field: Callable[[hyperparameters.Hyperparameter], Any]
+) -> type[Model]:
+    """A model with one field per `contracts.hyperparameters.HYPERPARAMETERS`, in its order (the
+    request's hash for Idempotency-Key follows it), each made by `field`."""
+    return create_model(
+        name, __base__=base, __doc__=doc, __module__=base.__module__,
+        **{spec.name: field(spec) for spec in hyperparameters.HYPERPARAMETERS},
+    )
+
+
+# Type, range, default, and help as the field's description.
+_Hyperparameters = hyperparameters_model(
+    "Hyperparameters", _HyperparametersBase,
+    "What a training job may set; each one left out takes its default.", _field,
 )
 if TYPE_CHECKING:  # to mypy, a model built at run time is a variable, not a type
     Hyperparameters = _HyperparametersBase

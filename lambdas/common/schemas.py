@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import hyperparameters, names
 from contracts.statuses import JobStatus
-from lambdas.common.models import not_null
+from lambdas.common.models import hyperparameters_model, not_null
 
 _EXACT = ConfigDict(extra="forbid", strict=True)
 _OPEN = ConfigDict(extra="allow", strict=True)
@@ -46,12 +46,9 @@ def _stored(spec: hyperparameters.Hyperparameter) -> Any:
     return (spec.kind | None, Field(None, description=spec.help))
 
 
-_StoredHyperparameters = create_model(
-    "StoredHyperparameters",
-    __base__=_StoredHyperparametersBase,
-    __doc__="The hyperparameters the job was submitted with, every default filled in.",
-    __module__=__name__,
-    **{h.name: _stored(h) for h in hyperparameters.HYPERPARAMETERS},
+_StoredHyperparameters = hyperparameters_model(
+    "StoredHyperparameters", _StoredHyperparametersBase,
+    "The hyperparameters the job was submitted with, every default filled in.", _stored,
 )
 if TYPE_CHECKING:  # to mypy, a model built at run time is a variable, not a type
     StoredHyperparameters = _StoredHyperparametersBase

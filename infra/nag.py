@@ -77,6 +77,7 @@ def acknowledge(stack: OpenComposerStack) -> None:
         *(a for a in STAR_RESOURCE_REASONS if a.startswith("logs:")),
         *(a for a in STAR_RESOURCE_REASONS if a.startswith("xray:"))))
     _ack(api.handler.role, star, _star_reason(*_XRAY))
+    _ack(api.compose.role, star, _star_reason(*_XRAY))
     _ack(stream.handler.role, star, _star_reason(*_XRAY, "dynamodb:ListStreams"))
     _ack(stream.redrive.role, star, _star_reason(*_XRAY))
 
@@ -89,6 +90,18 @@ def acknowledge(stack: OpenComposerStack) -> None:
             _ack(construct, f"AwsSolutions-IAM5[Resource::{jobs}/{folder}/*]", f"{why}; {per_job}")
     _ack(training.role, f"AwsSolutions-IAM5[Resource::{jobs}/model/*]",
          f"SageMaker uploads the model under the job's S3OutputPath; {per_job}")
+    model, composed = (f"{bucket}/{folder('*')}*" for folder in (storage.model_output_prefix,
+                                                                 storage.composed_prefix))
+    _ack(api.handler.role, f"AwsSolutions-IAM5[Resource::{model}]",
+         f"GET /jobs/{{id}}/model presigns the job's model.tar.gz (GetObject only); {per_job}")
+    _ack(api.compose.role, f"AwsSolutions-IAM5[Resource::{model}]",
+         f"the compose function reads the job's model.tar.gz to run its generator (GetObject only); "
+         f"{per_job}")
+    _ack(api.handler.role, f"AwsSolutions-IAM5[Resource::{composed}]",
+         f"GET /jobs/{{id}}/compositions presigns the users' compositions (GetObject only); {per_job}")
+    _ack(api.compose.role, f"AwsSolutions-IAM5[Resource::{composed}]",
+         f"the compose function writes each new composition's MIDI there, presigns it, and removes it "
+         f"when its item cannot be kept; {per_job}")
     _ack(training.role, f"AwsSolutions-IAM5[Resource::{jobs}/checkpoints/*]",
          f"managed spot checkpoints, written and read back on resume; {per_job}")
     _ack(api.handler.role, f"AwsSolutions-IAM5[Resource::{jobs}]",

@@ -1,6 +1,8 @@
 """The functions the template deploys: each is its `contracts.functions` spec (handler, runtime,
 memory, timeout, environment) and runs a handler in lambdas/ that parses that environment; and
-the local stack declares the same functions and resources."""
+the local stack declares the same functions and resources. A container image function (the
+compose function) has no Runtime or Handler in the template: its image command names the
+handler, and its base image's Python is the contract's runtime (test_infra_compose)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from synthesized import Synth, as_list
+from synthesized import Synth, as_list, handler_of
 
 from contracts import functions, storage, training
 from contracts.names import placeholders
@@ -25,6 +27,7 @@ ENV_RESOURCE_TYPES = {functions.ENV_TABLE: "AWS::DynamoDB::Table",
                       functions.ENV_STATE_MACHINE_ARN: "AWS::StepFunctions::StateMachine"}
 # The parsers that read each handler's environment (lambdas/common/env.py).
 ENV_PARSERS: dict[str, Callable[[], Any]] = {functions.API.handler: env.api_env,
+                                             functions.COMPOSE.handler: env.compose_env,
                                              functions.STREAM.handler: env.stream_env,
                                              # the redrive runs the stream handler's start_job
                                              functions.REDRIVE.handler: env.stream_env}
@@ -37,14 +40,12 @@ def _key(spec: functions.FunctionSpec) -> str:
 
 
 def _functions(synth: Synth) -> dict[str, dict[str, Any]]:
-    """Handler → properties, for the functions built from lambdas/."""
-    deployed = [f["Properties"] for f in synth.resources("AWS::Lambda::Function").values()]
-    return {f["Handler"]: f for f in deployed if f.get("Handler", "").startswith("lambdas.")}
+    """Handler → properties, for the functions built from lambdas/ (zip and image)."""
+    return {handler_of(f): f for f in synth.lambda_functions().values()}
 
 
 def _deployed(synth: Synth, spec: functions.FunctionSpec) -> dict[str, Any]:
-    _, function = synth.only("AWS::Lambda::Function", Handler=spec.handler)
-    return function["Properties"]
+    return synth.function_of(spec.handler)[1]
 
 
 def test_the_template_deploys_every_function_of_the_contract_and_no_other(synth: Synth) -> None:
@@ -54,7 +55,14 @@ def test_the_template_deploys_every_function_of_the_contract_and_no_other(synth:
 @pytest.mark.parametrize("spec", functions.FUNCTIONS, ids=_key)
 def test_each_deployed_function_is_its_contract_spec(synth: Synth, spec: functions.FunctionSpec) -> None:
     props = _deployed(synth, spec)
-    assert props["Runtime"] == spec.runtime
+    if spec.image:
+        assert props["PackageType"] == "Image" and "ImageUri" in props["Code"]
+        assert "Runtime" not in props and "Handler" not in props
+        assert props["ImageConfig"] == {"Command": [spec.handler]}
+    else:
+        assert props.get("PackageType", "Zip") == "Zip" and "S3Key" in props["Code"]
+        assert props["Runtime"] == spec.runtime
+        assert props["Handler"] == spec.handler
     assert props["Architectures"] == [functions.ARCHITECTURE]
     assert props["MemorySize"] == spec.memory_mb
     assert props["Timeout"] == spec.timeout_s
@@ -73,7 +81,7 @@ def test_the_api_timeout_fits_api_gateways_integration_timeout(synth: Synth) -> 
 
 @pytest.mark.parametrize("handler", HANDLERS)
 def test_each_handler_named_in_the_template_exists_in_lambdas(synth: Synth, handler: str) -> None:
-    module_name, _, function_name = _functions(synth)[handler]["Handler"].rpartition(".")
+    module_name, _, function_name = handler_of(_functions(synth)[handler]).rpartition(".")
     # The asset's root is the folder holding lambdas/, as Lambda resolves the handler.
     path = LAMBDAS_DIR.parent / f"{module_name.replace('.', '/')}.py"
     assert path.is_file(), f"{module_name} is not in the Lambda asset"
@@ -118,8 +126,12 @@ def test_the_local_stack_declares_the_functions_the_contract_runs_locally() -> N
 @pytest.mark.parametrize("spec", LOCAL_SPECS, ids=_key)
 def test_each_local_function_is_declared_as_deployed(synth: Synth, spec: functions.FunctionSpec) -> None:
     deployed, declared = _deployed(synth, spec), _local_functions()[spec.handler]
-    for key in ("Runtime", "MemorySize", "Timeout", "Handler", "Description"):
+    for key in ("MemorySize", "Timeout", "Description"):
         assert declared[key] == deployed[key], key
+    # An image function's handler is its image command, its runtime the base image's Python
+    # (the contract's, checked on the Dockerfile and the asset's build arguments).
+    assert declared["Handler"] == handler_of(deployed) == spec.handler
+    assert declared["Runtime"] == deployed.get("Runtime", functions.RUNTIME) == spec.runtime
     deployed_variables = deployed["Environment"]["Variables"]
     declared_variables = declared["Environment"]["Variables"]
     assert set(declared_variables) == set(deployed_variables)

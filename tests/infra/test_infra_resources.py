@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from synthesized import Synth, as_list
 from contracts import deployment, functions, routes, storage
 from contracts.names import all_placeholders, placeholders
 from infra.components import functions as function_components
-from infra.components.paths import REPO_ROOT, STATE_MACHINE_DEFINITION
+from infra.components.paths import REPO_ROOT, STATE_MACHINE_DEFINITION, TRAINING_DOCKERFILE
 from infra.nag import render
 
 
@@ -162,29 +163,69 @@ def test_no_deployment_can_ask_sagemaker_for_a_spot_wait_shorter_than_the_runtim
     }
 
 
+def _resource_path(synth: Synth, reference: object) -> str:
+    """The path of an API Gateway resource (a Ref to it), as contracts.routes writes it."""
+    if isinstance(reference, dict) and "Ref" in reference:
+        props = synth.template["Resources"][reference["Ref"]]["Properties"]
+        return f"{_resource_path(synth, props['ParentId'])}/{props['PathPart']}"
+    return ""  # the root resource
+
+
+def _method_paths(synth: Synth) -> dict[str, tuple[str, str]]:
+    """Method logical id → (HTTP method, resource path)."""
+    return {lid: (m["Properties"]["HttpMethod"], _resource_path(synth, m["Properties"]["ResourceId"]))
+            for lid, m in synth.resources("AWS::ApiGateway::Method").items()}
+
+
 def test_the_api_has_a_method_for_each_route_of_the_contract_and_no_other(synth: Synth) -> None:
-    resources = synth.resources("AWS::ApiGateway::Resource")
-
-    def path(reference: object) -> str:
-        if isinstance(reference, dict) and "Ref" in reference:
-            props = resources[reference["Ref"]]["Properties"]
-            return f"{path(props['ParentId'])}/{props['PathPart']}"
-        return ""  # the root resource
-
-    methods = [m["Properties"] for m in synth.resources("AWS::ApiGateway::Method").values()]
-    assert sorted((path(m["ResourceId"]), m["HttpMethod"]) for m in methods) == sorted(
-        (route.path, route.method) for route in routes.ROUTES)
+    assert sorted(_method_paths(synth).values()) == sorted((r.method, r.path) for r in routes.ROUTES)
     # Nor a resource that no route names.
-    assert {path({"Ref": lid}) for lid in resources} == set(routes.resources())
+    paths = {_resource_path(synth, {"Ref": lid}) for lid in synth.resources("AWS::ApiGateway::Resource")}
+    assert paths == set(routes.resources())
 
 
-def test_every_api_method_requires_iam_auth_and_reaches_the_api_handler(synth: Synth) -> None:
-    methods = [m["Properties"] for m in synth.resources("AWS::ApiGateway::Method").values()]
-    api_function_id, _ = synth.only("AWS::Lambda::Function", Handler=functions.API.handler)
-    for method in methods:
+def test_every_api_method_requires_iam_auth_and_reaches_the_function_its_route_names(synth: Synth) -> None:
+    function_ids = {spec.key: synth.function_of(spec.handler)[0]
+                    for spec in (functions.API, functions.COMPOSE)}
+    reached: dict[str, set[tuple[str, str]]] = {}
+    for lid, (http_method, path) in _method_paths(synth).items():
+        method = synth.template["Resources"][lid]["Properties"]
         assert method["AuthorizationType"] == "AWS_IAM"
         assert method["Integration"]["Type"] == "AWS_PROXY"
-        assert f"<{api_function_id}.Arn>" in render(method["Integration"]["Uri"])
+        assert method["Integration"]["IntegrationHttpMethod"] == "POST"  # Lambda's Invoke
+        uri = render(method["Integration"]["Uri"])
+        (key,) = [key for key, function_id in function_ids.items() if f"<{function_id}.Arn>" in uri]
+        assert key == routes.function_for(http_method, path), (http_method, path)
+        reached.setdefault(key, set()).add((http_method, path))
+    # POST compositions runs the model (the compose image); every other route is the api's.
+    compose = ("POST", "/jobs/{job_id}/compositions")
+    assert reached == {functions.COMPOSE.key: {compose},
+                       functions.API.key: {(r.method, r.path) for r in routes.ROUTES} - {compose}}
+    assert {(r.method, r.path) for r in routes.served_by(functions.COMPOSE.key)} == {compose}
+
+
+def test_api_gateway_may_invoke_each_function_from_its_own_methods_only(synth: Synth) -> None:
+    (rest_api,) = synth.resources("AWS::ApiGateway::RestApi")
+    permitted: dict[str, set[str]] = {}
+    for permission in synth.resources("AWS::Lambda::Permission").values():
+        props = permission["Properties"]
+        if props.get("Principal") != "apigateway.amazonaws.com":
+            continue
+        assert props["Action"] == "lambda:InvokeFunction"
+        source = render(props["SourceArn"])
+        assert f":<{rest_api}>/" in source  # this API only
+        # <api>/<stage or test-invoke-stage>/<METHOD>/<path with * for parameters>
+        method_path = source.split(f":<{rest_api}>/", 1)[1].split("/", 1)[1]
+        permitted.setdefault(render(props["FunctionName"]), set()).add(method_path)
+
+    def pattern(method: str, path: str) -> str:
+        return method + re.sub(r"\{\w+\}", "*", path)
+
+    for spec in (functions.API, functions.COMPOSE):
+        function_id = synth.function_of(spec.handler)[0]
+        assert permitted.pop(f"<{function_id}.Arn>") == {
+            pattern(r.method, r.path) for r in routes.served_by(spec.key)}, spec.key
+    assert permitted == {}
 
 
 def test_api_stage_is_throttled_traced_and_access_logged(synth: Synth) -> None:
@@ -229,8 +270,7 @@ def test_no_resource_has_a_physical_name(synth: Synth) -> None:
 
 
 def test_functions_are_traced_with_their_own_log_group_and_no_managed_policy(synth: Synth) -> None:
-    ours = [f["Properties"] for f in synth.resources("AWS::Lambda::Function").values()
-            if f["Properties"].get("Handler", "").startswith("lambdas.")]
+    ours = list(synth.lambda_functions().values())  # zip and image functions alike
     assert len(ours) == len(functions.FUNCTIONS)
     for fn in ours:
         assert fn["TracingConfig"] == {"Mode": "Active"}
@@ -250,12 +290,13 @@ def _package_sources() -> set[str]:
             if "__pycache__" not in path and not path.endswith(".pyc")}
 
 
-def test_every_function_runs_the_one_lambda_asset_of_the_contracts_packages(synth: Synth) -> None:
+def test_every_zip_function_runs_the_one_lambda_asset_of_the_contracts_packages(synth: Synth) -> None:
     # Synth without bundling stages the asset as a plain copy (`cdk deploy` adds the wheels).
-    keys = {fn["Properties"]["Code"]["S3Key"] for fn in synth.resources("AWS::Lambda::Function").values()
-            if fn["Properties"].get("Handler", "").startswith("lambdas.")}
+    zipped = [synth.function_of(spec.handler)[1] for spec in functions.FUNCTIONS if not spec.image]
+    assert len(zipped) == len(functions.FUNCTIONS) - 1  # all but the compose image
+    keys = {fn["Code"]["S3Key"] for fn in zipped}
     (key,) = keys
-    manifest = json.loads((synth.assembly_dir / f"{synth.stack.artifact_id}.assets.json").read_text())
+    manifest = synth.assets_manifest()
     asset = manifest["files"][key.removesuffix(".zip")]["source"]
     assert asset["packaging"] == "zip"
     staged = synth.assembly_dir / asset["path"]
@@ -273,15 +314,15 @@ def test_the_deployed_asset_is_built_from_the_contracts_packages(tmp_path: Path,
         str(out), BundlingOptions(image=DockerImage.from_registry("unused")))
     assert built is True
     assert {p.name for p in out.iterdir()} == set(functions.ASSET_PACKAGES)
-    assert _files(out) == _package_sources() - {"lambdas/requirements.txt"}
+    # Requirements files are pip's input, not code (lambdas/compose's is the compose image's).
+    assert _files(out) == {p for p in _package_sources() if Path(p).name != "requirements.txt"}
 
 
 def test_training_image_context_holds_what_the_dockerfile_copies_and_nothing_else(synth: Synth) -> None:
     # Synth stages the build context without Docker; `cdk deploy` builds the image from it.
-    manifest = json.loads((synth.assembly_dir / f"{synth.stack.artifact_id}.assets.json").read_text())
-    (image,) = manifest["dockerImages"].values()
-    context = synth.assembly_dir / image["source"]["directory"]
-    dockerfile = context / image["source"]["dockerFile"]
+    source = synth.docker_image_source(TRAINING_DOCKERFILE)
+    context = synth.assembly_dir / source["directory"]
+    dockerfile = context / source["dockerFile"]
     sources = [word for line in dockerfile.read_text().splitlines() if line.startswith("COPY ")
                for word in line.split()[1:-1] if not word.startswith("--")]
     assert sources

@@ -13,10 +13,18 @@ ENV_STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
 POWERTOOLS_ENVIRONMENT = {"POWERTOOLS_SERVICE_NAME": "opencomposer", "POWERTOOLS_LOG_LEVEL": "INFO"}
 
 RUNTIME = "python3.12"
-# The Lambda asset (one for every function): these top-level packages, plus the wheels of
+# The Lambda asset (one for every zip function): these top-level packages, plus the wheels of
 # lambdas/requirements.txt on AWS (the local stack's workers take those from the venv).
 ASSET_PACKAGES = ("lambdas", "contracts")
 ARCHITECTURE = "x86_64"
+# The compose function runs the trained generator, so it needs PyTorch: far over a zip
+# function's 250 MB, hence a container image (Lambda's own Python base image). The image holds
+# the asset's packages and the training's `gan` package (repository path → import name), with
+# the wheels of `lambdas/compose/requirements.txt` (CPU PyTorch). Locally the worker's code is a
+# zip of the same packages, the wheels coming from the venv.
+IMAGE_PACKAGES = {"lambdas": "lambdas", "contracts": "contracts", "training_container/gan": "gan"}
+COMPOSE_DOCKERFILE = "lambdas/compose/Dockerfile"
+COMPOSE_REQUIREMENTS = "lambdas/compose/requirements.txt"
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,11 @@ class FunctionSpec:
     description: str
     local: bool = True  # the local stack runs it (the redrive has nothing to consume there)
     runtime: str = RUNTIME
+    image: bool = False  # a container image (IMAGE_PACKAGES, COMPOSE_DOCKERFILE), not the zip asset
+
+    def packages(self) -> dict[str, str]:
+        """The code it runs: repository path → import name."""
+        return dict(IMAGE_PACKAGES) if self.image else {p: p for p in ASSET_PACKAGES}
 
 
 API = FunctionSpec(
@@ -36,6 +49,15 @@ API = FunctionSpec(
     timeout_s=29,  # API Gateway's integration timeout
     environment=(ENV_TABLE, ENV_BUCKET),
     description="opencomposer api: the REST routes of the jobs API",
+)
+# POST /jobs/{job_id}/compositions (`contracts.routes`: the routes whose `function` is "compose").
+# Memory buys CPU on Lambda (1,769 MB is one vCPU): 3,008 MB gives ~1.7 vCPUs for PyTorch and
+# room for a few cached models. API Gateway's timeout again.
+COMPOSE = FunctionSpec(
+    "compose", "lambdas.compose.handler.lambda_handler", memory_mb=3008, timeout_s=29,
+    environment=(ENV_TABLE, ENV_BUCKET),
+    description="opencomposer compose: a finished job's model accompanies a melody",
+    image=True,
 )
 # Both the stream and the redrive functions start executions (`start_job`), so they read the
 # same environment.
@@ -52,7 +74,7 @@ REDRIVE = FunctionSpec(
                 "or ends them FAILED",
     local=False,
 )
-FUNCTIONS: tuple[FunctionSpec, ...] = (API, STREAM, REDRIVE)
+FUNCTIONS: tuple[FunctionSpec, ...] = (API, COMPOSE, STREAM, REDRIVE)
 
 
 def environment(spec: FunctionSpec, values: dict[str, str]) -> dict[str, str]:

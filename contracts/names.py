@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -16,6 +18,15 @@ JOB_NAME_MAX = 64
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,128}$"
 
+# A user's composition: 12 hex digits of its creation time in milliseconds since the epoch, then
+# 8 random ones, so ids sort by age (`storage.COMPOSITION_SORT_KEY_PREFIX`) and never collide in
+# practice. What the training wrote is named instead: `final`, `epoch-0005` (TRAINING_OUTPUT).
+COMPOSITION_ID_PATTERN = r"^[0-9a-f]{20}$"
+TRAINING_OUTPUT_PATTERN = r"^(final|epoch-\d{4,})$"
+# A composition's optional `name`, as a job's.
+COMPOSITION_NAME_PATTERN = JOB_NAME_PATTERN
+COMPOSITION_NAME_MAX = JOB_NAME_MAX
+
 # SageMaker training job names: [a-zA-Z0-9-], at most 63 characters. The prefix scopes the IAM
 # permissions on training jobs; the job id (32 hex digits) follows it.
 TRAINING_JOB_NAME_MAX = 63
@@ -23,6 +34,20 @@ TRAINING_JOB_NAME_MAX = 63
 
 def is_job_id(text: str) -> bool:
     return re.match(JOB_ID_PATTERN, text) is not None
+
+
+def new_composition_id(now_ms: int | None = None) -> str:
+    """A fresh composition id: its creation time (ms) in 12 hex digits, then 8 random ones."""
+    millis = int(time.time() * 1000) if now_ms is None else now_ms
+    return f"{millis:012x}{secrets.token_hex(4)}"
+
+
+def is_composition_id(text: str) -> bool:
+    return re.match(COMPOSITION_ID_PATTERN, text) is not None
+
+
+def is_training_output(text: str) -> bool:
+    return re.match(TRAINING_OUTPUT_PATTERN, text) is not None
 
 
 def training_job_name(prefix: str, job_id: str) -> str:

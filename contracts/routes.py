@@ -26,6 +26,7 @@ class Route:
     success: int  # the one success status
     errors: tuple[int, ...] = ()  # the route's own error statuses (the README table lists these)
     owned: bool = True  # acts for the caller (needs its identity); False: answers anyone
+    function: str = "api"  # the `contracts.functions` key of the Lambda function that serves it
 
     def all_errors(self) -> tuple[int, ...]:
         """Every error status the route can answer, in ascending order."""
@@ -40,10 +41,21 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/jobs/{job_id}", "one job", "getJob", 200, (404,)),
     Route("GET", "/jobs/{job_id}/metrics", "the job's per-epoch metrics, beside Bach's values",
           "getJobMetrics", 200, (404,)),
-    Route("GET", "/jobs/{job_id}/compositions", "presigned URLs of the job's MIDI", "getJobCompositions",
-          200, (404, 409)),
+    Route("GET", "/jobs/{job_id}/model", "a presigned URL of the job's trained model (model.tar.gz)",
+          "getJobModel", 200, (404, 409)),
+    Route("GET", "/jobs/{job_id}/compositions",
+          "the training's MIDI and your compositions, newest first (limit, next_token)",
+          "listCompositions", 200, (400, 404)),
+    # Runs the model: served by the compose function (a container image with PyTorch on AWS).
+    Route("POST", "/jobs/{job_id}/compositions", "compose: the job's model accompanies a melody",
+          "createComposition", 201, (400, 404, 409, 413, 415), function="compose"),
+    Route("DELETE", "/jobs/{job_id}/compositions/{composition_id}", "delete one of your compositions",
+          "deleteComposition", 204, (404, 409)),
     Route("POST", "/jobs/{job_id}/stop", "stop a job", "stopJob", 202, (404, 409)),
-    Route("DELETE", "/jobs/{job_id}", "delete a finished job and its files", "deleteJob", 204, (404, 409)),
+    Route("DELETE", "/jobs/{job_id}", "delete a finished job, its compositions and its files", "deleteJob",
+          204, (404, 409)),
+    Route("GET", "/melodies", "the sample melodies (name, title, bars, meter, key)", "listMelodies", 200,
+          owned=False),
     Route("GET", "/openapi.json", "this API's OpenAPI 3.1 document", "getOpenApi", 200, owned=False),
 )
 
@@ -54,6 +66,26 @@ def resources() -> dict[str, tuple[str, ...]]:
     for route in ROUTES:
         found.setdefault(route.path, []).append(route.method)
     return {path: tuple(methods) for path, methods in found.items()}
+
+
+def served_by(function: str) -> tuple[Route, ...]:
+    """The routes one function (a `contracts.functions` key) serves, in the order of ROUTES."""
+    return tuple(route for route in ROUTES if route.function == function)
+
+
+def function_for(method: str, resource: str) -> str:
+    """The function an API Gateway method (method, resource path) invokes; the api function for
+    anything the routes do not declare (it answers 404)."""
+    for route in ROUTES:
+        if (route.method, route.path) == (method, resource):
+            return route.function
+    return "api"
+
+
+def path_of(operation_id: str, **values: str) -> str:
+    """A route's path with its parameters filled: `path_of("getJobModel", job_id=...)`."""
+    (route,) = (route for route in ROUTES if route.operation_id == operation_id)
+    return route.path.format(**values)
 
 
 def pattern(path: str) -> re.Pattern[str]:

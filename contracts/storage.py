@@ -23,8 +23,13 @@ ITEM_TYPE = "item_type"
 JOB_ITEM = "job"
 EPOCH_ITEM = "epoch"
 IDEMPOTENCY_ITEM = "idempotency"
+COMPOSITION_ITEM = "composition"
 JOB_SORT_KEY_VALUE = "JOB"
 EPOCH_SORT_KEY_PREFIX = "EPOCH#"
+# A user's composition lives under its job's partition, so deleting the job deletes it; its id
+# starts with its creation time (`names.new_composition_id`), so a descending Query of this
+# prefix lists a job's compositions newest first.
+COMPOSITION_SORT_KEY_PREFIX = "COMPOSITION#"
 
 
 def job_pk(job_id: str) -> str:
@@ -39,6 +44,15 @@ def job_key(job_id: str) -> dict[str, str]:
 def epoch_sk(epoch: int) -> str:
     """Zero-padded so a Query returns epochs in order."""
     return f"{EPOCH_SORT_KEY_PREFIX}{epoch:06d}"
+
+
+def composition_sk(composition_id: str) -> str:
+    return f"{COMPOSITION_SORT_KEY_PREFIX}{composition_id}"
+
+
+def composition_item_key(job_id: str, composition_id: str) -> dict[str, str]:
+    """A user's composition item's primary key."""
+    return {PARTITION_KEY: job_pk(job_id), SORT_KEY: composition_sk(composition_id)}
 
 
 def idempotency_key(owner: str, key: str) -> dict[str, str]:
@@ -75,8 +89,23 @@ def sample_key(job_id: str, epoch: int) -> str:
     return f"{samples_prefix(job_id)}epoch-{epoch:04d}.mid"
 
 
+def compositions_prefix(job_id: str) -> str:
+    """The compositions the training wrote."""
+    return f"{job_prefix(job_id)}compositions/"
+
+
 def composition_key(job_id: str, name: str) -> str:
-    return f"{job_prefix(job_id)}compositions/{name}.mid"
+    """A composition the training wrote (`final`)."""
+    return f"{compositions_prefix(job_id)}{name}.mid"
+
+
+def composed_prefix(job_id: str) -> str:
+    """The compositions users made with the job's model (POST /jobs/{id}/compositions)."""
+    return f"{job_prefix(job_id)}composed/"
+
+
+def composed_key(job_id: str, composition_id: str) -> str:
+    return f"{composed_prefix(job_id)}{composition_id}.mid"
 
 
 def model_output_prefix(job_id: str) -> str:

@@ -26,3 +26,7 @@ REGION_PLACEHOLDER = "AwsRegion"
 MELODY_CHANNEL = "melody"
 # SageMaker keeps at most this much of /opt/ml/output/failure as the job's FailureReason.
 FAILURE_REASON_MAX = 1024
+# What the container writes to SM_MODEL_DIR: SageMaker packs that folder into `model.tar.gz`
+# under the job's `storage.model_output_prefix`; the compose function and `gan.generate` load
+# the generator from this file in it.
+MODEL_FILE = "model.pt"

@@ -3,9 +3,14 @@
     opencomposer submit [--epochs N ...] [--sample NAME | --midi FILE] [--wait]
     opencomposer status JOB_ID | wait JOB_ID | list | metrics JOB_ID
     opencomposer download JOB_ID [--out DIR] | stop JOB_ID | delete JOB_ID
+    opencomposer compose JOB_ID (--sample NAME | --midi FILE) [--seed N] [--temperature T]
+                         [--instruments PRESET|JSON] [--name NAME] [-o out.mid]
+    opencomposer compositions JOB_ID | delete-composition JOB_ID COMPOSITION_ID
+    opencomposer model JOB_ID [-o model.tar.gz] | melodies
 
 `--api URL` (or `OPENCOMPOSER_API_URL`) picks the API; the default is the local stack.
-`status`, `list` and `metrics` print tables for people; `--json` prints the API's JSON instead.
+`status`, `list`, `metrics`, `compose`, `compositions` and `melodies` print tables for people;
+`--json` prints the API's JSON instead.
 Exit codes: 0 done, 1 the job ended FAILED or STOPPED, 2 bad usage, 3 the API said no.
 """
 
@@ -19,8 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from contracts import hyperparameters, statuses
-from opencomposer.client import ApiError, Client, default_api_url
+from contracts import compositions, hyperparameters, statuses
+from contracts import instruments as instrument_presets
+from opencomposer.client import ApiError, Client, default_api_url, file_name
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_API = 0, 1, 2, 3
 DEFAULT_OUT = Path("out")
@@ -136,10 +142,17 @@ def format_job(job: dict[str, Any]) -> str:
         ("melody", melody.get("sample") or ("your MIDI file" if melody else None)),
         ("progress", progress_line(job).split(None, 2)[-1] if job.get("progress") else None),
         ("failure reason", job.get("failure_reason")),
-        ("model", (job.get("outputs") or {}).get("model")),
+        ("model", _model_hint(job)),
         ("compositions", ", ".join((job.get("outputs") or {}).get("compositions") or []) or None),
     ]
     return "\n".join(f"{label + ':':<17}{value}" for label, value in lines if value)
+
+
+def _model_hint(job: dict[str, Any]) -> str | None:
+    """Where the trained model is (`outputs.model`, the API path `/jobs/<id>/model`) and the
+    command that downloads it."""
+    model = (job.get("outputs") or {}).get("model")
+    return f"{model}  (download: opencomposer model {job['job_id']})" if model else None
 
 
 # The columns of `metrics`: the losses, the similarity index and the music metrics it is made of.
@@ -168,6 +181,94 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     return _table(["epoch", *(label for _, label in METRIC_COLUMNS)], rows)
 
 
+def _instruments(voices: Sequence[dict[str, Any]] | None) -> str | None:
+    """Four voices in one line; a preset's name where they are exactly a preset."""
+    if not voices:
+        return None
+    for preset, preset_voices in instrument_presets.PRESETS.items():
+        if list(voices) == instrument_presets.as_json(preset_voices):
+            return preset
+    return ", ".join(f"{v.get('name')} ({v.get('program')})" for v in voices)
+
+
+def format_composition(composition: dict[str, Any]) -> str:
+    """A composition: what it is, then its music metrics beside Bach's reference values."""
+    melody = composition.get("melody") or {}
+    lines = [
+        ("composition", composition["composition_id"]),
+        ("name", composition.get("name")),
+        ("kind", composition.get("kind")),
+        ("melody", melody.get("sample") or ("your MIDI file" if melody else None)),
+        ("bars", composition.get("bars")),
+        ("seed", composition.get("seed")),
+        ("temperature", composition.get("temperature")),
+        ("instruments", _instruments(composition.get("instruments"))),
+        ("created", composition.get("created_at")),
+    ]
+    text = "\n".join(f"{label + ':':<17}{value}" for label, value in lines if value is not None)
+    metrics, reference = composition.get("metrics") or {}, composition.get("reference") or {}
+    columns = [(key, label) for key, label in METRIC_COLUMNS if key in metrics or key in reference]
+    if columns:
+        rows = [["this", *(_number(metrics.get(key)) for key, _ in columns)]]
+        if reference:
+            rows.append(["Bach", *(_number(reference.get(key)) for key, _ in columns)])
+        text += "\n\n" + _table(["", *(label for _, label in columns)], rows)
+    return text
+
+
+def format_compositions(page: dict[str, Any]) -> str:
+    rows = [
+        [c["composition_id"], c.get("kind"), c.get("name"), c.get("created_at"), c.get("bars"), c.get("seed")]
+        for c in page.get("compositions", [])
+    ]
+    text = _table(["COMPOSITION ID", "KIND", "NAME", "CREATED", "BARS", "SEED"], rows)
+    if page.get("next_token"):
+        text += f"\nmore: --next-token {page['next_token']}"
+    return text
+
+
+def format_melodies(melodies: dict[str, Any]) -> str:
+    rows = [
+        [m["name"], m.get("title"), m.get("bars"), m.get("meter"), m.get("key"), m.get("tempo_bpm")]
+        for m in melodies.get("melodies", [])
+    ]
+    return _table(["NAME", "TITLE", "BARS", "METER", "KEY", "BPM"], rows)
+
+
+def _compose(client: Client, args: argparse.Namespace) -> int:
+    composition = client.compose(
+        args.job_id,
+        sample=args.sample,
+        midi=args.midi,
+        seed=args.seed,
+        temperature=args.temperature,
+        instruments=args.instruments,
+        name=args.name,
+    )
+    default = DEFAULT_OUT / args.job_id / file_name(composition)
+    out = Path(args.output) if args.output else default
+    path = client.fetch(composition["url"], out)
+    if args.json:  # stdout stays the API's JSON
+        print(path, file=sys.stderr)
+        _print_json(composition)
+    else:
+        print(path)
+        print(format_composition(composition))
+    return EXIT_OK
+
+
+def _model(client: Client, args: argparse.Namespace) -> int:
+    link = client.model(args.job_id)
+    out = Path(args.output) if args.output else DEFAULT_OUT / args.job_id / "model.tar.gz"
+    path = client.fetch(link["url"], out)
+    if args.json:
+        print(path, file=sys.stderr)
+        _print_json(link)
+    else:
+        print(path)
+    return EXIT_OK
+
+
 def run(args: argparse.Namespace) -> int:
     client = Client(args.api)
     command = args.command
@@ -190,12 +291,57 @@ def run(args: argparse.Namespace) -> int:
         target = Path(args.out) / args.job_id
         for path in client.download(args.job_id, target):
             print(path)
+    elif command == "compose":
+        return _compose(client, args)
+    elif command == "compositions":
+        page = client.compositions(args.job_id, limit=args.limit, next_token=args.next_token)
+        _print_json(page) if args.json else print(format_compositions(page))
+    elif command == "delete-composition":
+        client.delete_composition(args.job_id, args.composition_id)
+        print(f"deleted {args.composition_id}")
+    elif command == "melodies":
+        melodies = client.melodies()
+        _print_json(melodies) if args.json else print(format_melodies(melodies))
+    elif command == "model":
+        return _model(client, args)
     elif command == "stop":
         _print_json(client.stop(args.job_id))
     elif command == "delete":
         client.delete(args.job_id)
         print(f"deleted {args.job_id}")
     return EXIT_OK
+
+
+def _instruments_flag(text: str) -> str | list[Any]:
+    """--instruments: a preset or four voices as JSON, checked here (`contracts.instruments`)
+    so a typo fails before any request; sent as given."""
+    try:
+        instrument_presets.from_text(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    stripped = text.strip()
+    return json.loads(stripped) if stripped.startswith("[") else stripped  # type: ignore[no-any-return]
+
+
+def _seed_flag(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not compositions.SEED_MIN <= seed <= compositions.SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{seed} is outside {compositions.SEED_MIN}-{compositions.SEED_MAX}")
+    return seed
+
+
+def _temperature_flag(text: str) -> float:
+    try:
+        temperature = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    low, high = compositions.TEMPERATURE_MIN, compositions.TEMPERATURE_MAX
+    if not low <= temperature <= high:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is outside {low:g}-{high:g}")
+    return temperature
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -209,7 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"API base URL (default: $OPENCOMPOSER_API_URL or {default_api_url()})",
     )
     parser = argparse.ArgumentParser(
-        prog="opencomposer", description="Train a Bach-chorale GAN and download its MIDI.", parents=[common]
+        prog="opencomposer",
+        description="Train a Bach-chorale GAN, download its MIDI and compose with it.",
+        parents=[common],
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -246,6 +394,65 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--status")
     listing.add_argument("--limit", type=int)
     listing.add_argument("--next-token", dest="next_token")
+
+    compose = sub.add_parser(
+        "compose", parents=[common], help="have a trained job's model accompany a melody, save the MIDI"
+    )
+    compose.add_argument("job_id")
+    melody = compose.add_mutually_exclusive_group(required=True)
+    melody.add_argument(
+        "--sample", metavar="NAME", help="one of the shipped melodies (opencomposer melodies)"
+    )
+    melody.add_argument(
+        "--midi", metavar="FILE", help="your own MIDI file: its first track with notes is the melody"
+    )
+    compose.add_argument(
+        "--seed",
+        type=_seed_flag,
+        metavar="N",
+        help=f"each seed its own accompaniment; {compositions.SEED_MIN}-{compositions.SEED_MAX}, "
+        f"default {compositions.DEFAULT_SEED}",
+    )
+    compose.add_argument(
+        "--temperature",
+        type=_temperature_flag,
+        metavar="T",
+        help=f"how adventurous the voices are: 0 is the likeliest line; "
+        f"{compositions.TEMPERATURE_MIN:g}-{compositions.TEMPERATURE_MAX:g}, "
+        f"default {compositions.DEFAULT_TEMPERATURE:g}",
+    )
+    compose.add_argument(
+        "--instruments",
+        type=_instruments_flag,
+        metavar="PRESET|JSON",
+        help=f"a preset ({', '.join(sorted(instrument_presets.PRESETS))}; default "
+        f"{instrument_presets.DEFAULT_PRESET}) or four voices, melody first, as JSON: "
+        """'[{"program": 73, "name": "Flute"}, 71, 70, 58]' (General MIDI programs, 0-127)""",
+    )
+    compose.add_argument("--name", help="yours to choose (default: the melody and the seed)")
+    compose.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="where to write the MIDI (default: out/<job_id>/<composition_id>.mid)",
+    )
+    listed = sub.add_parser(
+        "compositions", parents=[common], help="a job's MIDI, newest first: yours, then the training's"
+    )
+    listed.add_argument("job_id")
+    listed.add_argument("--limit", type=int)
+    listed.add_argument("--next-token", dest="next_token")
+    delete_composition = sub.add_parser(
+        "delete-composition", parents=[common], help="delete one of your compositions"
+    )
+    delete_composition.add_argument("job_id")
+    delete_composition.add_argument("composition_id")
+    sub.add_parser("melodies", parents=[common], help="the sample melodies --sample takes")
+    model = sub.add_parser("model", parents=[common], help="download a completed job's model.tar.gz")
+    model.add_argument("job_id")
+    model.add_argument(
+        "-o", "--output", metavar="FILE", help="where to write it (default: out/<job_id>/model.tar.gz)"
+    )
     return parser
 
 

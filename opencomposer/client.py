@@ -7,6 +7,7 @@ stack needs no signature.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import json
 import os
@@ -14,12 +15,13 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from contracts import deployment, names, statuses
+from contracts import instruments as instrument_presets
 
 ENV_API_URL = "OPENCOMPOSER_API_URL"
 DEFAULT_LOCAL_URL = "http://127.0.0.1:{port}"
@@ -76,8 +78,66 @@ class Client:
     def metrics(self, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"/jobs/{_id(job_id)}/metrics")
 
-    def compositions(self, job_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/jobs/{_id(job_id)}/compositions")
+    def model(self, job_id: str) -> dict[str, Any]:
+        """`{job_id, url, expires_at}`: a presigned URL of the job's model.tar.gz (409 before the
+        job COMPLETED). `fetch(link["url"], path)` downloads it."""
+        return self._json("GET", f"/jobs/{_id(job_id)}/model")
+
+    def compositions(
+        self, job_id: str, limit: int | None = None, next_token: str | None = None
+    ) -> dict[str, Any]:
+        """One page of the job's MIDI, newest first: your compositions, then the training's."""
+        query = {k: v for k, v in {"limit": limit, "next_token": next_token}.items() if v is not None}
+        return self._json(
+            "GET", f"/jobs/{_id(job_id)}/compositions" + (f"?{urlencode(query)}" if query else "")
+        )
+
+    def compose(
+        self,
+        job_id: str,
+        *,
+        sample: str | None = None,
+        midi: str | os.PathLike[str] | bytes | None = None,
+        seed: int | None = None,
+        temperature: float | None = None,
+        instruments: str | Sequence[Any] | None = None,
+        name: str | None = None,
+    ) -> dict[str, Any]:
+        """Have the job's model accompany a melody: a shipped `sample`, or `midi` (a file's path
+        or its bytes). `instruments` is a preset name or four voices (`contracts.instruments`);
+        what is left out takes the API's default. Returns the composition (its `url` is the MIDI)."""
+        if (sample is None) == (midi is None):
+            raise ValueError("give exactly one of sample or midi")
+        melody: dict[str, str]
+        if midi is not None:
+            data = midi if isinstance(midi, bytes) else Path(midi).read_bytes()
+            melody = {"midi_base64": base64.b64encode(data).decode()}
+        else:
+            melody = {"sample": str(sample)}
+        body: dict[str, Any] = {"melody": melody}
+        if seed is not None:
+            body["seed"] = seed
+        if temperature is not None:
+            body["temperature"] = temperature
+        if instruments is not None:
+            body["instruments"] = (
+                instruments
+                if isinstance(instruments, str)
+                else [v.as_json() if isinstance(v, instrument_presets.Voice) else v for v in instruments]
+            )
+        if name is not None:
+            body["name"] = name
+        return self._json("POST", f"/jobs/{_id(job_id)}/compositions", body)
+
+    def delete_composition(self, job_id: str, composition_id: str) -> None:
+        """Delete one of your compositions (a training output is a 409)."""
+        self._request(
+            "DELETE", f"/jobs/{_id(job_id)}/compositions/{_id(composition_id, 'composition_id')}"
+        )
+
+    def melodies(self) -> dict[str, Any]:
+        """`{melodies: [{name, title, bars, meter, key, tempo_bpm}]}`: what `sample` takes."""
+        return self._json("GET", "/melodies")
 
     def stop(self, job_id: str) -> dict[str, Any]:
         return self._json("POST", f"/jobs/{_id(job_id)}/stop")
@@ -109,20 +169,42 @@ class Client:
                 raise TimeoutError(f"job {job_id} still {job['status']} after {timeout:.0f} s")
             time.sleep(interval)
 
+    def all_compositions(self, job_id: str, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every composition of the job, page after page (`limit` per page)."""
+        next_token = None
+        while True:
+            page = self.compositions(job_id, limit=limit, next_token=next_token)
+            yield from page.get("compositions") or []
+            next_token = page.get("next_token")
+            if not next_token:
+                return
+
+    def fetch(self, url: str, path: Path | str) -> Path:
+        """Download a presigned URL (a composition's or the model's) into `path`, creating its
+        folder; the file appears whole or not at all."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        # Presigned S3 URLs carry their own authorization: no signature, no API headers.
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as reply:
+                partial.write_bytes(reply.read())
+        except urllib.error.HTTPError as e:
+            raise ApiError(e.code, "download_failed", f"cannot fetch {_without_query(url)}") from None
+        except urllib.error.URLError as e:
+            raise ApiError(0, "unreachable", f"cannot fetch {_without_query(url)}: {e.reason}") from None
+        partial.replace(target)
+        return target
+
     def download(self, job_id: str, destination: Path | str) -> builtins.list[Path]:
-        """Every composition of the job (final and per-epoch samples) into `destination`."""
+        """Every MIDI file of the job into `destination`: the training's by name (`final.mid`,
+        `epoch-0005.mid`), your compositions by id (`<composition_id>.mid`)."""
         target = Path(destination)
         target.mkdir(parents=True, exist_ok=True)
         paths = []
-        for composition in self.compositions(job_id)["compositions"]:
-            name = composition["name"].replace("/", "-")
-            if not _SAFE_NAME.match(name):
-                raise ApiError(502, "bad_composition_name", f"refusing to write a file named {name!r}")
-            path = target / (name if name.endswith(".mid") else f"{name}.mid")
-            # Presigned S3 URLs carry their own authorization: no signature, no API headers.
-            with urllib.request.urlopen(composition["url"], timeout=self.timeout) as reply:
-                path.write_bytes(reply.read())
-            paths.append(path)
+        for composition in self.all_compositions(job_id):
+            path = target / file_name(composition)
+            paths.append(self.fetch(composition["url"], path))
         return paths
 
     # --- HTTP -----------------------------------------------------------------------------------------
@@ -170,15 +252,35 @@ class Client:
         return dict(request.headers.items())
 
 
+def file_name(composition: Mapping[str, Any]) -> str:
+    """A composition's file name: its id for yours (`<composition_id>.mid`), its name for what
+    the training wrote (`final.mid`). A name that could leave the folder is refused."""
+    if composition.get("kind") == "composition" and composition.get("composition_id"):
+        stem = str(composition["composition_id"])
+    else:
+        stem = str(composition.get("name") or composition.get("composition_id") or "").replace("/", "-")
+    stem = stem.removesuffix(".mid")
+    if not _SAFE_NAME.match(stem) or ".." in stem:
+        raise ApiError(502, "bad_composition_name", f"refusing to write a file named {stem!r}")
+    return f"{stem}.mid"
+
+
+def _without_query(url: str) -> str:
+    """A presigned URL without its signature, for messages."""
+    return url.split("?", 1)[0]
+
+
 def _region_of(host: str) -> str | None:
     m = _EXECUTE_API_HOST.search(host)
     return m.group(1) if m else None
 
 
-def _id(job_id: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", job_id):
-        raise ApiError(400, "invalid_job_id", f"not a job id: {job_id!r}", "job_id")
-    return job_id
+def _id(value: str, field: str = "job_id") -> str:
+    """A path segment: an id, never a path."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", value):
+        what = field.replace("_", " ").removesuffix(" id")
+        raise ApiError(400, f"invalid_{field}", f"not a {what} id: {value!r}", field)
+    return value
 
 
 def _api_error(status: int, raw: bytes) -> ApiError:

@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import json
 import uuid
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,23 +16,28 @@ from aws_lambda_powertools import Logger
 from contracts import names, statuses, storage
 from contracts.timestamps import utc_timestamp
 from lambdas.common import melodies
-from lambdas.common.dal import ArtifactsStore, JobsRepository, Training
+from lambdas.common.compositions import composition_to_api, model_key
+from lambdas.common.dal import ArtifactsStore, CompositionsRepository, JobsRepository, Training
+from lambdas.common.dal.compositions import PHASE_COMPOSED, PHASE_TRAINING, decode_token, encode_token
 from lambdas.common.errors import (
+    CompositionNotFoundError,
     ConditionFailedError,
     IdempotencyKeyReusedError,
     InvalidFieldError,
     JobNotFoundError,
     JobStateConflictError,
-    NoCompositionsError,
 )
-from lambdas.common.models import CreateJobRequest, ListJobsQuery, job_to_api, plain
+from lambdas.common.models import CreateJobRequest, ListCompositionsQuery, ListJobsQuery, job_to_api, plain
 
 logger = Logger(service="opencomposer-api")
+TrainingOutputs = list[tuple[str, str, datetime]]  # (name, key, written); `list` is a method below
 
 
 class JobService:
-    def __init__(self, repository: JobsRepository, artifacts: ArtifactsStore, training: Training) -> None:
+    def __init__(self, repository: JobsRepository, compositions_table: CompositionsRepository,
+                 artifacts: ArtifactsStore, training: Training) -> None:
         self._jobs = repository
+        self._compositions = compositions_table
         self._artifacts = artifacts
         self._training = training
 
@@ -105,20 +111,68 @@ class JobService:
         epochs = [{"epoch": item["epoch"], **item.get("metrics", {})} for item in items]
         return plain({"job_id": job_id, "epochs": epochs, "reference": job.get("reference", {})})
 
-    def compositions(self, owner: str, job_id: str) -> dict[str, Any]:
+    def model(self, owner: str, job_id: str) -> dict[str, Any]:
         job = self._job(job_id, owner)
-        keys = [(name, storage.composition_key(job_id, name)) for name in job.get("compositions", [])]
-        keys += [
-            (key.rsplit("/", 1)[1].removesuffix(".mid"), key)
-            for key in sorted(self._artifacts.keys(storage.samples_prefix(job_id)))
-        ]
-        if not keys:
-            raise NoCompositionsError(f"job {job_id} has no compositions yet (status {job['status']})")
-        listed = []
-        for name, key in keys:
-            url, expires_at = self._artifacts.presigned_get(key)
-            listed.append({"name": name, "url": url, "expires_at": expires_at})
-        return {"compositions": listed}
+        if job["status"] != statuses.COMPLETED or not job.get("model_artifact"):
+            raise JobStateConflictError(f"job {job_id} is {job['status']}: a model comes with COMPLETED")
+        url, expires_at = self._artifacts.presigned_get(model_key(job, self._artifacts.bucket))
+        return {"job_id": job_id, "url": url, "expires_at": expires_at}
+
+    # --- the job's MIDI: the caller's compositions, then the training's outputs ---------------
+    def compositions(self, owner: str, job_id: str, query: ListCompositionsQuery) -> dict[str, Any]:
+        """Newest first: every composition the caller made (they come after the training, which
+        they need), then the training's `final` and its epoch samples, the latest epoch first."""
+        job = self._job(job_id, owner)
+        phase, at = (decode_token(query.next_token, job_id) if query.next_token
+                     else (PHASE_COMPOSED, None))
+        listed: list[dict[str, Any]] = []
+        token = None
+        if phase == PHASE_COMPOSED:
+            items, after = self._compositions.page(job_id, query.limit, at if isinstance(at, str) else None)
+            for item in items:
+                key = storage.composed_key(job_id, item["composition_id"])
+                url, expires_at = self._artifacts.presigned_get(key)
+                listed.append(composition_to_api(item, url, expires_at))
+            if after is not None:
+                token = encode_token(job_id, PHASE_COMPOSED, after)
+            phase, at = PHASE_TRAINING, 0
+        if token is None and len(listed) < query.limit:
+            outputs = self._training_outputs(job)
+            skip = at if isinstance(at, int) else 0
+            shown = outputs[skip : skip + query.limit - len(listed)]
+            for name, key, written in shown:
+                url, expires_at = self._artifacts.presigned_get(key)
+                listed.append({"composition_id": name, "job_id": job_id, "kind": "training", "name": name,
+                               "url": url, "expires_at": expires_at, "created_at": utc_timestamp(written)})
+            if skip + len(shown) < len(outputs):
+                token = encode_token(job_id, PHASE_TRAINING, skip + len(shown))
+        elif token is None:
+            token = encode_token(job_id, PHASE_TRAINING, 0)
+        return {"compositions": listed, "next_token": token}
+
+    def _training_outputs(self, job: dict[str, Any]) -> TrainingOutputs:
+        """(name, key, written) of what the training wrote: `final` first, then the samples of
+        the latest epochs first."""
+        job_id = job["job_id"]
+        final = dict(self._artifacts.objects(storage.compositions_prefix(job_id)))
+        found = [(name, storage.composition_key(job_id, name)) for name in job.get("compositions", [])]
+        outputs = [(name, key, final[key]) for name, key in found if key in final]
+        samples = sorted(self._artifacts.objects(storage.samples_prefix(job_id)), reverse=True)
+        outputs += [(key.rsplit("/", 1)[1].removesuffix(".mid"), key, written) for key, written in samples]
+        return outputs
+
+    def delete_composition(self, owner: str, job_id: str, composition_id: str) -> None:
+        self._job(job_id, owner)
+        if names.is_training_output(composition_id):
+            raise JobStateConflictError(
+                f"{composition_id!r} is the training's own output: it goes with the job "
+                f"(DELETE /jobs/{job_id})"
+            )
+        known = names.is_composition_id(composition_id)
+        if not known or not self._compositions.delete(job_id, composition_id):
+            raise CompositionNotFoundError(job_id, composition_id)
+        self._artifacts.delete(storage.composed_key(job_id, composition_id))
+        logger.info("composition deleted", job_id=job_id, composition_id=composition_id)
 
     # --- POST /jobs/{id}/stop ----------------------------------------------------------------
     def stop(self, owner: str, job_id: str) -> dict[str, Any]:

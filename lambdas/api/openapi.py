@@ -21,7 +21,13 @@ from pydantic.json_schema import models_json_schema
 
 from contracts import deployment, names, routes
 from lambdas.common import errors, schemas
-from lambdas.common.models import CreateJobRequest, ListJobsQuery, not_null
+from lambdas.common.models import (
+    CreateCompositionRequest,
+    CreateJobRequest,
+    ListCompositionsQuery,
+    ListJobsQuery,
+    not_null,
+)
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1"
@@ -30,13 +36,20 @@ _REF = "#/components/schemas/{model}"
 JSON = "application/json"
 
 # Request bodies and query strings, by (method, path) as in `contracts.routes`.
-REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {("POST", "/jobs"): CreateJobRequest}
-QUERIES: dict[tuple[str, str], type[BaseModel]] = {("GET", "/jobs"): ListJobsQuery}
+REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
+    ("POST", "/jobs"): CreateJobRequest,
+    ("POST", "/jobs/{job_id}/compositions"): CreateCompositionRequest,
+}
+QUERIES: dict[tuple[str, str], type[BaseModel]] = {
+    ("GET", "/jobs"): ListJobsQuery,
+    ("GET", "/jobs/{job_id}/compositions"): ListCompositionsQuery,
+}
 # Routes that read the Idempotency-Key header.
 IDEMPOTENT = frozenset({("POST", "/jobs")})
 
 _DESCRIPTION = f"""\
-opencomposer's jobs API: submit a GAN training job on a melody, follow it, fetch its MIDI.
+opencomposer's jobs API: submit a GAN training job on a melody, follow it, fetch its MIDI, then
+compose with the trained model: accompany any melody, with your seed and instruments.
 
 JSON in and out. Every error is `{{"error": {{"code", "message", "field"}}}}` (`field` only
 where one field is at fault), never a stack trace. On AWS every request is SigV4-signed
@@ -47,6 +60,11 @@ _PATH_PARAMETERS = {
     "job_id": {
         "description": "the job's id (another caller's job, or any text that is no job id, is 404)",
         "schema": {"type": "string", "pattern": names.JOB_ID_PATTERN},
+    },
+    "composition_id": {
+        "description": "one of your compositions' id (20 hex digits); the training's own outputs "
+                       "(`final`, `epoch-NNNN`) go only with their job",
+        "schema": {"type": "string", "pattern": names.COMPOSITION_ID_PATTERN},
     },
 }
 

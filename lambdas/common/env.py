@@ -16,6 +16,10 @@ from contracts import functions
 if functions.REDRIVE.environment != functions.STREAM.environment:
     raise RuntimeError("contracts.functions: REDRIVE no longer reads STREAM's environment; give it a parser")
 
+# The compose function reads the api's table and bucket: ApiEnv's parser.
+if functions.COMPOSE.environment != functions.API.environment:
+    raise RuntimeError("contracts.functions: COMPOSE no longer reads API's environment; give it a parser")
+
 _Env = TypeVar("_Env", bound=BaseModel)
 
 
@@ -42,6 +46,11 @@ def _parse(model: type[_Env], spec: functions.FunctionSpec) -> _Env:
 @cache
 def api_env() -> ApiEnv:
     return _parse(ApiEnv, functions.API)
+
+
+@cache
+def compose_env() -> ApiEnv:
+    return _parse(ApiEnv, functions.COMPOSE)
 
 
 @cache

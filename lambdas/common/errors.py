@@ -66,9 +66,12 @@ class JobStateConflictError(DomainError):
     code = "job_state_conflict"
 
 
-class NoCompositionsError(DomainError):
-    status = HTTPStatus.CONFLICT
-    code = "no_compositions_yet"
+class CompositionNotFoundError(DomainError):
+    status = HTTPStatus.NOT_FOUND
+    code = "composition_not_found"
+
+    def __init__(self, job_id: str, composition_id: str) -> None:
+        super().__init__(f"job {job_id!r} has no composition {composition_id!r}")
 
 
 class IdempotencyKeyReusedError(DomainError):

@@ -12,6 +12,7 @@ time signature (`gan.midi.read_melody` then puts the bar lines where the tune's 
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 import mido
@@ -35,6 +36,9 @@ class Melody:
     bpm: int
     notes: tuple[Note, ...]
     pickup: int = 0  # sixteenths before the first full bar (an upbeat); the last bar is short by as many
+    # The key, by ear and by the final note (a key-finding algorithm on a bare tune is not to be
+    # trusted: music21's calls Yankee Doodle G major). GET /melodies shows it.
+    key: str = ""
 
     @property
     def sixteenths(self) -> int:
@@ -80,6 +84,7 @@ SAMPLES: dict[str, Melody] = {
                 *[(p, 4) for p in (C4, C4, G4, G4, A4, A4)], (G4, 8),
                 *[(p, 4) for p in (F4, F4, E4, E4, D4, D4)], (C4, 8),
             ),
+            key="C major",
         ),
         Melody(
             "ode-to-joy",
@@ -96,6 +101,7 @@ SAMPLES: dict[str, Melody] = {
                 (C4, 4), (D4, 4), (G3, 8),
                 *[(p, 4) for p in ODE_PHRASE], (D4, 6), (C4, 2), (C4, 8),
             ),
+            key="C major",
         ),
         Melody(
             "stille-nacht",
@@ -111,6 +117,7 @@ SAMPLES: dict[str, Melody] = {
                 (62, 4), (62, 2), (65, 3), (62, 1), (59, 2), (60, 6), (64, 4), (None, 2),
                 (60, 2), (55, 2), (52, 2), (55, 3), (53, 1), (50, 2), (48, 10), (None, 2),
             ),
+            key="C major",
         ),
         Melody(
             "yankee-doodle",
@@ -128,6 +135,7 @@ SAMPLES: dict[str, Melody] = {
                 (74, 4), (71, 2), (67, 2), (71, 2), (74, 2), (72, 4),
                 (69, 2), (71, 2), (73, 2), (69, 2), (74, 4), (74, 4),
             ),
+            key="D major",
         ),
         Melody(
             "londonderry-air",
@@ -152,6 +160,7 @@ SAMPLES: dict[str, Melody] = {
                 (74, 2), (71, 2), (69, 2), (67, 2), (66, 2), (67, 2), (64, 8), (None, 2),
             ),
             pickup=6,  # "Oh Dan-ny": three eighths before the first bar line
+            key="E minor",
         ),
         Melody(
             "ein-feste-burg",
@@ -170,6 +179,7 @@ SAMPLES: dict[str, Melody] = {
                 (65, 2), (64, 2), (62, 4), (60, 4),
             ),
             pickup=4,  # "Ein": one quarter before the first bar line
+            key="C major",
         ),
     )
 }
@@ -213,6 +223,19 @@ def render(melody: Melody) -> bytes:
     buffer = io.BytesIO()
     midi.save(file=buffer)
     return buffer.getvalue()
+
+
+def catalogue() -> list[dict[str, object]]:
+    """GET /melodies: each sample as a caller picks one. Bars are counted as a composition
+    counts them: a pickup is a bar of its own."""
+    listed: list[dict[str, object]] = []
+    for melody in SAMPLES.values():
+        numerator, denominator = melody.time_signature
+        bar = numerator * 16 // denominator
+        padded = melody.sixteenths + ((bar - melody.pickup) % bar if melody.pickup else 0)
+        listed.append({"name": melody.name, "title": melody.title, "bars": math.ceil(padded / bar),
+                       "meter": f"{numerator}/{denominator}", "key": melody.key, "tempo_bpm": melody.bpm})
+    return listed
 
 
 UPLOAD_FIELD = "melody.midi_base64"

@@ -10,12 +10,14 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
-from contracts import hyperparameters, names
+from contracts import compositions, hyperparameters, names, routes
+from contracts import instruments as instrument_presets
 from contracts.statuses import JobStatus
 from contracts.timestamps import iso_utc
 from lambdas.common import melodies
+from lambdas.common.errors import InvalidFieldError
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 Model = TypeVar("Model", bound=BaseModel)
@@ -101,6 +103,75 @@ class CreateJobRequest(BaseModel):
     melody: MelodyRequest = Field(default_factory=lambda: MelodyRequest(sample=melodies.DEFAULT_SAMPLE))
 
 
+def _instruments_schema(schema: dict[str, Any]) -> None:
+    """What `contracts.instruments.resolve` takes, as JSON Schema: a preset, or four voices."""
+    program = {"type": "integer", "minimum": 0, "maximum": 127}
+    voice = {
+        "type": "object",
+        "properties": {"program": program, "name": {"type": "string", "minLength": 1,
+                                                      "maxLength": instrument_presets.NAME_MAX}},
+        "required": ["program"],
+        "additionalProperties": False,
+    }
+    schema.clear()
+    schema.update({
+        "description": "a preset, or the four voices (melody, alto, tenor, bass), each a General MIDI "
+                       "program (0-based) or {program, name}; default the choir",
+        "anyOf": [
+            {"type": "string", "enum": sorted(instrument_presets.PRESETS)},
+            {"type": "array", "items": {"anyOf": [program, voice]},
+             "minItems": instrument_presets.VOICES, "maxItems": instrument_presets.VOICES},
+        ],
+    })
+
+
+class CreateCompositionRequest(BaseModel):
+    """POST /jobs/{job_id}/compositions: a melody for the job's model to accompany, and how."""
+
+    model_config = _STRICT
+
+    melody: MelodyRequest = Field(description="the melody to accompany, as for a training job")
+    seed: Annotated[int, Field(ge=compositions.SEED_MIN, le=compositions.SEED_MAX)] = Field(
+        default=compositions.DEFAULT_SEED, description="the noise's seed: each seed its own accompaniment"
+    )
+    temperature: Annotated[
+        float, Field(ge=compositions.TEMPERATURE_MIN, le=compositions.TEMPERATURE_MAX)
+    ] = Field(
+        default=compositions.DEFAULT_TEMPERATURE,
+        description="how adventurous the voices are: 0 is the likeliest line, higher samples more freely",
+    )
+    instruments: Any = Field(default=None, validate_default=True, json_schema_extra=_instruments_schema)
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=names.COMPOSITION_NAME_MAX, pattern=names.COMPOSITION_NAME_PATTERN),
+    ] | None = Field(default=None, description="yours to choose; by default the melody and the seed",
+                     json_schema_extra=not_null)
+
+    @field_validator("instruments", mode="before")
+    @classmethod
+    def _explicit_instruments(cls, value: Any) -> list[dict[str, Any]]:
+        """Any form `contracts.instruments` takes → its explicit four voices. Its ValueError names
+        the exact field (`instruments[2].program`), which pydantic's error would reduce to
+        `instruments`: it is raised as the 400 itself (pydantic passes non-ValueErrors through)."""
+        try:
+            return instrument_presets.as_json(instrument_presets.resolve(value))
+        except ValueError as e:
+            field, _, problem = str(e).partition(": ")
+            raise InvalidFieldError(field, problem) from e
+
+    def voices(self) -> tuple[instrument_presets.Voice, ...]:
+        return instrument_presets.resolve(self.instruments)
+
+
+class ListCompositionsQuery(BaseModel):
+    """GET /jobs/{job_id}/compositions query string, paged like GET /jobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    next_token: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
+
+
 class ListJobsQuery(BaseModel):
     """GET /jobs query string (values arrive as strings, hence lax parsing of `limit`)."""
 
@@ -135,5 +206,10 @@ def job_to_api(item: dict[str, Any]) -> dict[str, Any]:
         "melody": item["melody"],
         "progress": item.get("progress"),
         "failure_reason": item.get("failure_reason"),
-        "outputs": {"model": item.get("model_artifact"), "compositions": item.get("compositions", [])},
+        "outputs": {
+            # The route that presigns the model: an s3:// address is of no use to a caller.
+            "model": (routes.path_of("getJobModel", job_id=item["job_id"])
+                      if item.get("model_artifact") else None),
+            "compositions": item.get("compositions", []),
+        },
     }

@@ -51,8 +51,8 @@ def parse_body(model: type[Model], raw: bytes, content_type: str | None) -> Mode
     if len(raw) > MAX_BODY_BYTES:
         raise BodyTooLargeError(f"the body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES} (1 MiB)")
     if not raw.strip():
-        return model()  # every field is optional: no body means all defaults
-    if not content_type or not _JSON_TYPE.match(content_type):
+        raw = b"{}"  # no body: every default, or a 400 naming the first required field
+    elif not content_type or not _JSON_TYPE.match(content_type):
         raise UnsupportedMediaTypeError(f"send JSON (Content-Type: application/json), not {content_type!r}")
     try:
         data = json.loads(raw)

@@ -82,7 +82,10 @@ class Progress(BaseModel):
 
 class Outputs(BaseModel):
     model_config = _EXACT
-    model: str | None = Field(description="the trained model's S3 URI, once the job completed")
+    model: str | None = Field(
+        description="once the job completed: the API path that gives the trained model's URL "
+                    "(`/jobs/{job_id}/model`)"
+    )
     compositions: list[str] = Field(description="names of the final compositions")
 
 
@@ -125,16 +128,85 @@ class JobMetrics(BaseModel):
     reference: Metrics = Field(description="Bach's own value of each music metric (empty until known)")
 
 
-class Composition(BaseModel):
+CompositionId = Annotated[
+    str,
+    Field(
+        pattern=f"({names.COMPOSITION_ID_PATTERN})|({names.TRAINING_OUTPUT_PATTERN})",
+        description="20 hex digits for yours; `final` or `epoch-NNNN` for what the training wrote",
+    ),
+]
+
+
+class _Listed(BaseModel):
     model_config = _EXACT
-    name: str = Field(description="`final`, or `epoch-NNNN` for a per-epoch sample")
+    composition_id: CompositionId
+    job_id: JobId
+    name: str
     url: str = Field(description="a presigned GET URL of the MIDI file")
+    expires_at: Timestamp
+    created_at: Timestamp
+
+
+class TrainingOutput(_Listed):
+    """A MIDI file the training wrote: its `final` composition, or an epoch's sample."""
+
+    kind: Literal["training"]
+    name: str = Field(description="`final`, or `epoch-NNNN` for a per-epoch sample")
+
+
+class Voice(BaseModel):
+    model_config = _EXACT
+    program: Annotated[int, Field(ge=0, le=127, description="General MIDI program, 0-based")]
+    name: str = Field(description="the track's name")
+
+
+class Composition(_Listed):
+    """A melody you had the job's model accompany (POST /jobs/{job_id}/compositions)."""
+
+    kind: Literal["composition"]
+    melody: SampleMelody | UploadedMelody
+    seed: Annotated[int, Field(ge=0)]
+    temperature: Annotated[float, Field(ge=0)]
+    instruments: Annotated[list[Voice], Field(min_length=4, max_length=4)] = Field(
+        description="melody, alto, tenor, bass"
+    )
+    bars: Annotated[int, Field(ge=1)]
+    metrics: Metrics = Field(description="the training's music metrics on this composition")
+    reference: Metrics = Field(description="Bach's own value of each metric, as the job's metrics show")
+
+
+class CompositionPage(BaseModel):
+    """One page of a job's MIDI, newest first: your compositions, then the training's final
+    composition and its epoch samples. `next_token` fetches the next page (null: last page)."""
+
+    model_config = _EXACT
+    compositions: list[Annotated[Composition | TrainingOutput, Field(discriminator="kind")]]
+    next_token: str | None
+
+
+class ModelLink(BaseModel):
+    """Where to fetch the job's trained model: `model.tar.gz`, holding `model.pt`
+    (`python -m gan.generate model.pt melody.mid out.mid` composes with it offline)."""
+
+    model_config = _EXACT
+    job_id: JobId
+    url: str = Field(description="a presigned GET URL of model.tar.gz")
     expires_at: Timestamp
 
 
-class Compositions(BaseModel):
+class SampleMelodyInfo(BaseModel):
     model_config = _EXACT
-    compositions: Annotated[list[Composition], Field(min_length=1)]
+    name: str = Field(description="what `melody.sample` takes")
+    title: str
+    bars: Annotated[int, Field(ge=1)] = Field(description="whole bars, a pickup counted as one")
+    meter: str = Field(description="the time signature, e.g. `3/4`")
+    key: str = Field(description="e.g. `C major`, `G minor`")
+    tempo_bpm: Annotated[int, Field(ge=1)]
+
+
+class Melodies(BaseModel):
+    model_config = _EXACT
+    melodies: list[SampleMelodyInfo]
 
 
 class StopAnswer(BaseModel):
@@ -177,8 +249,12 @@ RESPONSE_BODIES: dict[tuple[str, str], type[BaseModel] | None] = {
     ("GET", "/jobs"): JobPage,
     ("GET", "/jobs/{job_id}"): Job,
     ("GET", "/jobs/{job_id}/metrics"): JobMetrics,
-    ("GET", "/jobs/{job_id}/compositions"): Compositions,
+    ("GET", "/jobs/{job_id}/model"): ModelLink,
+    ("GET", "/jobs/{job_id}/compositions"): CompositionPage,
+    ("POST", "/jobs/{job_id}/compositions"): Composition,
+    ("DELETE", "/jobs/{job_id}/compositions/{composition_id}"): None,
     ("POST", "/jobs/{job_id}/stop"): StopAnswer,
     ("DELETE", "/jobs/{job_id}"): None,
+    ("GET", "/melodies"): Melodies,
     ("GET", "/openapi.json"): OpenApiDocument,
 }

@@ -3,9 +3,10 @@
 moto has no usable API Gateway data plane, so this threaded HTTP server builds the event API
 Gateway's `AWS_PROXY` integration would send (`contracts.events.api_gateway_event`: the resource
 and path parameters matched against the API's routes, query strings, headers, body, the one
-local caller as `requestContext.identity`) and invokes the api function through moto's Lambda
-`Invoke`, so it runs in the same runtime as every other invocation. The function's proxy
-response becomes the HTTP response.
+local caller as `requestContext.identity`) and invokes the function that serves the route
+(`contracts.routes`: the api, or the compose function) through moto's Lambda `Invoke`, so it
+runs in the same runtime as every other invocation, as API Gateway's per-method integrations
+do. The function's proxy response becomes the HTTP response.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from contracts import events
+from contracts import events, routes
 
 STAGE = "local"
 # API Gateway's own payload limit; the handler enforces the API's 1 MiB body limit itself.
@@ -42,13 +43,14 @@ def proxy_response(payload: Mapping[str, Any]) -> tuple[int, list[tuple[str, str
 
 
 class FrontDoor:
-    """A threaded HTTP server on 127.0.0.1 that invokes the api function for every request."""
+    """A threaded HTTP server on 127.0.0.1 that invokes, for every request, the function its
+    route names. `function_names`: a `contracts.functions` key → that function's name."""
 
     def __init__(
-        self, lambda_client: Any, function_name: str, host: str = "127.0.0.1", port: int = 0
+        self, lambda_client: Any, function_names: Mapping[str, str], host: str = "127.0.0.1", port: int = 0
     ) -> None:
         self.lambda_client = lambda_client
-        self.function_name = function_name
+        self.function_names = dict(function_names)
         door = self
 
         class Handler(_ProxyHandler):
@@ -75,7 +77,10 @@ class FrontDoor:
             self._thread.join(timeout=5)
 
     def invoke(self, event: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
-        reply = self.lambda_client.invoke(FunctionName=self.function_name, Payload=json.dumps(event).encode())
+        function = routes.function_for(event["httpMethod"], event["resource"])
+        reply = self.lambda_client.invoke(
+            FunctionName=self.function_names[function], Payload=json.dumps(event).encode()
+        )
         raw = reply["Payload"].read()
         if reply.get("FunctionError"):
             # API Gateway hides the function's error from the caller.

@@ -195,14 +195,15 @@ def resource_specs(names: LocalNames | None = None) -> dict[str, Any]:
     }
 
 
-def lambda_package(root: Path = REPO_ROOT) -> bytes:
-    """The Lambda asset: a zip of `functions.ASSET_PACKAGES` (dependencies come from the venv)."""
+def lambda_package(spec: functions.FunctionSpec = functions.API, root: Path = REPO_ROOT) -> bytes:
+    """A function's code as a zip: `spec.packages()` under their import names (the zip asset's
+    packages, or the compose image's, `gan` included); dependencies come from the venv."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for package in functions.ASSET_PACKAGES:
-            for path in sorted((root / package).rglob("*")):
+        for folder, package in spec.packages().items():
+            for path in sorted((root / folder).rglob("*")):
                 if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".txt"):
-                    archive.write(path, path.relative_to(root))
+                    archive.write(path, Path(package) / path.relative_to(root / folder))
     return buffer.getvalue()
 
 
@@ -249,9 +250,8 @@ def create_all(session: Any, endpoint_url: str, names: LocalNames | None = None)
     )["stateMachineArn"]
 
     lam = client("lambda")
-    code = lambda_package()
-    for spec in function_specs(names):
-        lam.create_function(Code={"ZipFile": code}, **spec)
+    for spec, arguments in zip(local_functions(), function_specs(names), strict=True):
+        lam.create_function(Code={"ZipFile": lambda_package(spec)}, **arguments)
     mapping = lam.create_event_source_mapping(**event_source_mapping_spec(names, table["LatestStreamArn"]))
     return CreatedResources(
         names=names,

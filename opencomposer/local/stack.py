@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contracts import deployment, functions
+from contracts import deployment
 from opencomposer.local.front_door import FrontDoor
 from opencomposer.local.processes import SIGKILL, signal_group
 from opencomposer.local.resources import CreatedResources, LocalNames, create_all, local_functions
@@ -142,8 +142,8 @@ class LocalStack:
                 config=Config(read_timeout=120, retries={"max_attempts": 1}, max_pool_connections=32),
             )
             port_wanted = self.options.port if self.options.port is not None else api_port()
-            api_function = self.names.function_name(functions.API.key)
-            self.front_door = FrontDoor(lambda_client, api_function, port=port_wanted)
+            served = {spec.key: self.names.function_name(spec.key) for spec in local_functions()}
+            self.front_door = FrontDoor(lambda_client, served, port=port_wanted)
             self.front_door.start()
         except BaseException:
             self.stop()

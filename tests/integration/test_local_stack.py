@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,7 +113,7 @@ def test_a_tiny_job_completes_and_its_midi_accompanies_the_submitted_melody(
     # Then it completed, with its model in S3, and its final composition downloads through the
     # presigned URL as a 4-track MIDI whose first track is the melody, note for note
     assert done["status"] == statuses.COMPLETED, done.get("failure_reason")
-    assert done["outputs"]["model"].endswith("/output/model.tar.gz")
+    assert done["outputs"]["model"] == f"/jobs/{job['job_id']}/model"
     assert "final" in done["outputs"]["compositions"]
     paths = {p.stem: p for p in client.download(job["job_id"], tmp_path / job["job_id"])}
     final = pretty_midi.PrettyMIDI(str(paths["final"]))
@@ -123,6 +124,22 @@ def test_a_tiny_job_completes_and_its_midi_accompanies_the_submitted_melody(
         stack.logs_dir / f"{names.training_job_name(stack.names.training_job_prefix, job['job_id'])}.log"
     )
     assert training_log.exists()
+
+    # And its model composes: a new melody through HTTP → front door → compose function → model
+    # → S3, the same request twice giving the same file, the model itself downloadable
+    first = client.compose(job["job_id"], sample="ode-to-joy", seed=1, instruments="strings")
+    again = client.compose(job["job_id"], sample="ode-to-joy", seed=1, instruments="strings")
+    composed = {name: tmp_path / f"{name}.mid" for name in ("first", "again", "model.tar.gz")}
+    client.fetch(first["url"], composed["first"])
+    client.fetch(again["url"], composed["again"])
+    assert composed["first"].read_bytes() == composed["again"].read_bytes()
+    song = pretty_midi.PrettyMIDI(str(composed["first"]))
+    assert [i.program for i in song.instruments] == [40, 40, 41, 42] and first["bars"] == 16
+    listed = client.compositions(job["job_id"])["compositions"]
+    assert [c["composition_id"] for c in listed[:2]] == [again["composition_id"], first["composition_id"]]
+    client.fetch(client.model(job["job_id"])["url"], composed["model.tar.gz"])
+    with tarfile.open(composed["model.tar.gz"]) as archive:
+        assert "model.pt" in archive.getnames()
 
 
 def test_a_job_whose_training_fails_ends_failed_with_the_trainings_reason(

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import boto3
 import pytest
 
-from contracts import deployment, events, functions, storage
+from contracts import deployment, events, functions, routes, storage
 from lambdas.common import dal, env
 
 TABLE = "jobs-test"
@@ -44,6 +44,7 @@ def _clear_caches() -> None:
     dal.client.cache_clear()
     dal.table.cache_clear()
     env.api_env.cache_clear()
+    env.compose_env.cache_clear()
     env.stream_env.cache_clear()
 
 
@@ -130,8 +131,6 @@ def call_api(
     owner: str | None = deployment.LOCAL_OWNER,
     base64_body: bool = False,
 ) -> ApiResponse:
-    from lambdas.api.handler import lambda_handler
-
     if raw_body is None and body is not None:
         raw_body = json.dumps(body)
     all_headers = dict(headers or {})
@@ -142,6 +141,11 @@ def call_api(
     event = events.api_gateway_event(method, raw_path, all_headers, data, stage="v1", owner=owner)
     if base64_body and data:  # API Gateway base64-encodes what it takes for binary
         event["body"], event["isBase64Encoded"] = base64.b64encode(data).decode(), True
+    # The function API Gateway's method integrates with (the api, or the compose function).
+    if routes.function_for(event["httpMethod"], event["resource"]) == functions.COMPOSE.key:
+        from lambdas.compose.handler import lambda_handler
+    else:
+        from lambdas.api.handler import lambda_handler
     response = lambda_handler(event, FakeContext())
     text = response.get("body")
     if text and response.get("isBase64Encoded"):
@@ -209,3 +213,50 @@ def deliver(records: list[dict[str, Any]]) -> Any:
     from lambdas.stream.handler import lambda_handler
 
     return lambda_handler({"Records": records}, FakeContext(function_name="stream"))
+
+
+# --- a finished job with a model to compose with ---------------------------------------------------
+def model_archive(seed: int = 0) -> bytes:
+    """model.tar.gz as SageMaker packs SM_MODEL_DIR: a small random generator's `model.pt`, in
+    the dict gan.train writes."""
+    import io
+    import tarfile
+
+    import torch
+
+    from contracts import training
+    from gan.model import Generator, ModelConfig
+
+    torch.manual_seed(seed)
+    generator = Generator(ModelConfig(generator_channels=(16, 16, 16), noise_channels=4,
+                                      critic_channels=(8, 8, 8, 8)))
+    weights = io.BytesIO()
+    torch.save({"generator": generator.state_dict(), "config": generator.config.to_dict()}, weights)
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        info = tarfile.TarInfo(training.MODEL_FILE)
+        info.size = len(weights.getvalue())
+        tar.addfile(info, io.BytesIO(weights.getvalue()))
+    return archive.getvalue()
+
+
+# Bach's values as a training records them (`reference` on the job item); any plausible numbers.
+REFERENCE = {
+    **{f"{voice}_{metric}": value for voice in ("alto", "tenor", "bass")
+       for metric, value in (("empty_bar_rate", 0.01), ("in_key_ratio", 0.95), ("single_note_rate", 1.0),
+                             ("polyphony", 1.0), ("pitch_classes_per_bar", 3.1))},
+    "consonance": 0.918, "voice_crossing": 0.01, "parallel_fifths_octaves": 0.005,
+    "empty_bar_rate": 0.01, "single_note_rate": 1.0, "polyphony": 1.0, "pitch_classes_per_bar": 3.1,
+    "mean_note_length": 3.2, "in_key_ratio": 0.95, "similarity": 1.0,
+    "chord_agreement": 1.0,
+}
+
+
+def put_trained_job(job_id: str, owner: str = deployment.LOCAL_OWNER, **extra: Any) -> str:
+    """A COMPLETED job with its model in the bucket where SageMaker puts it; returns the model's key."""
+    key = f"{storage.model_output_prefix(job_id)}opencomposer-test-{job_id}/output/model.tar.gz"
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=model_archive())
+    reference = json.loads(json.dumps(REFERENCE), parse_float=Decimal)
+    put_job_item(job_id, "COMPLETED", owner=owner, model_artifact=f"s3://{BUCKET}/{key}",
+                 reference=reference, compositions=["final"], **extra)
+    return key

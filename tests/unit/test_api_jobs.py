@@ -388,7 +388,7 @@ def test_get_returns_the_job_as_designed(aws: None) -> None:
         "job_id", "name", "status", "created_at", "updated_at", "hyperparameters", "melody",
         "progress", "failure_reason", "outputs",
     }  # fmt: skip
-    assert job["outputs"] == {"model": "s3://b/jobs/x/model/out/model.tar.gz", "compositions": ["final"]}
+    assert job["outputs"] == {"model": f"/jobs/{job_id}/model", "compositions": ["final"]}
     assert job["progress"]["epoch"] == 2
     assert job["hyperparameters"]["learning_rate"] == 0.001
 
@@ -419,6 +419,7 @@ def test_registering_fails_when_the_functions_and_the_contract_differ(change: st
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
     from lambdas.api import handler
+    from lambdas.common import http
 
     functions = dict(handler.ROUTE_FUNCTIONS)
     if change == "a route without a function":
@@ -426,8 +427,8 @@ def test_registering_fails_when_the_functions_and_the_contract_differ(change: st
     else:
         functions[("PUT", "/jobs/{job_id}")] = handler.get_job
 
-    with pytest.raises(RuntimeError, match="contracts.routes and the api's functions differ"):
-        handler.register(APIGatewayRestResolver(), functions)
+    with pytest.raises(RuntimeError, match="contracts.routes and the api function differ"):
+        http.register(APIGatewayRestResolver(), "api", functions)
 
 
 def test_an_unknown_route_is_404_in_the_error_format(aws: None) -> None:
@@ -444,7 +445,7 @@ def test_an_unexpected_failure_is_a_500_without_a_stack_trace(aws: None) -> None
 
     assert response.status == 500
     assert response.body == {
-        "error": {"code": "internal_error", "message": "internal error; see the api's log"}
+        "error": {"code": "internal_error", "message": "internal error; see the function's log"}
     }
 
 
@@ -501,15 +502,6 @@ def test_metrics_of_a_job_without_epochs_yet_is_empty(aws: None) -> None:
 
 
 # --- GET /jobs/{id}/compositions ----------------------------------------------------------------
-def test_compositions_are_409_until_there_are_some(aws: None) -> None:
-    job_id = call_api("POST", "/jobs").body["job_id"]
-
-    response = call_api("GET", f"/jobs/{job_id}/compositions")
-
-    assert response.status == 409
-    assert response.body["error"]["code"] == "no_compositions_yet"
-
-
 def test_compositions_list_the_final_midi_and_the_epoch_samples_as_presigned_urls(aws: None) -> None:
     job_id = "c" * 32
     put_job_item(job_id, "COMPLETED", compositions=["final"])
@@ -523,7 +515,7 @@ def test_compositions_list_the_final_midi_and_the_epoch_samples_as_presigned_url
 
     listed = call_api("GET", f"/jobs/{job_id}/compositions").body["compositions"]
 
-    assert [c["name"] for c in listed] == ["final", "epoch-0005", "epoch-0010"]
+    assert [c["name"] for c in listed] == ["final", "epoch-0010", "epoch-0005"]
     final = urlparse(listed[0]["url"])
     assert final.path.endswith(storage.composition_key(job_id, "final"))
     assert "X-Amz-Signature" in parse_qs(final.query) or "Signature" in parse_qs(final.query)

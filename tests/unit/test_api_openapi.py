@@ -5,6 +5,7 @@ document itself, not against the pydantic models it comes from."""
 
 from __future__ import annotations
 
+import base64
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -19,8 +20,8 @@ from referencing.jsonschema import DRAFT202012
 from contracts import routes, storage
 from lambdas.api import openapi
 from lambdas.api.jobs import JobService
-from lambdas.common import schemas
-from tests.unit.conftest import BUCKET, TABLE, ApiResponse, call_api, put_job_item
+from lambdas.common import melodies, schemas
+from tests.unit.conftest import BUCKET, TABLE, ApiResponse, call_api, put_job_item, put_trained_job
 
 DOCUMENT = openapi.document()
 _URI = "urn:opencomposer:openapi"
@@ -155,6 +156,10 @@ def test_bodies_the_document_refuses_are_400(aws: None, body: dict[str, Any]) ->
 
 
 # --- the handler's answers against the document ---------------------------------------------------
+COMPOSITIONS = "/jobs/{job_id}/compositions"
+TEXT = {"Content-Type": "text/plain"}
+
+
 def test_every_success_of_every_route_is_what_the_document_says(aws: None) -> None:
     job = check("POST", "/jobs", call_api("POST", "/jobs", headers={"Idempotency-Key": "k"})).body
     check("POST", "/jobs", call_api("POST", "/jobs", headers={"Idempotency-Key": "k"}))
@@ -184,6 +189,21 @@ def test_every_success_of_every_route_is_what_the_document_says(aws: None) -> No
     assert check("GET", "/jobs/{job_id}/metrics", call_api("GET", f"/jobs/{done}/metrics")).body["epochs"]
     check("GET", "/jobs/{job_id}/metrics", call_api("GET", f"/jobs/{job['job_id']}/metrics"))
     check("GET", "/jobs/{job_id}/compositions", call_api("GET", f"/jobs/{done}/compositions"))
+    trained = "e" * 32
+    put_trained_job(trained)
+    listing = f"/jobs/{trained}/compositions"
+    ode = {"melody": {"sample": "ode-to-joy"}}
+    made = check("POST", COMPOSITIONS, call_api("POST", listing, body=ode)).body
+    assert made["kind"] == "composition"
+    stille = base64.b64encode(melodies.render(melodies.SAMPLES["stille-nacht"])).decode()
+    upload = {"melody": {"midi_base64": stille}}
+    assert check("POST", COMPOSITIONS, call_api("POST", listing, body=upload)).status == 201
+    page = check("GET", COMPOSITIONS, call_api("GET", listing, query={"limit": "1"})).body
+    check("GET", COMPOSITIONS, call_api("GET", listing, query={"next_token": page["next_token"]}))
+    check("GET", "/jobs/{job_id}/model", call_api("GET", f"/jobs/{trained}/model"))
+    deleted = call_api("DELETE", f"{listing}/{made['composition_id']}")
+    assert check("DELETE", f"{COMPOSITIONS}/{{composition_id}}", deleted).status == 204
+    check("GET", "/melodies", call_api("GET", "/melodies"))
     check("POST", "/jobs/{job_id}/stop", call_api("POST", f"/jobs/{job['job_id']}/stop"))
     check("POST", "/jobs/{job_id}/stop", call_api("POST", f"/jobs/{job['job_id']}/stop"))
     assert check("DELETE", "/jobs/{job_id}", call_api("DELETE", f"/jobs/{done}")).status == 204
@@ -194,6 +214,10 @@ def test_every_error_of_every_route_is_what_the_document_says(aws: None) -> None
     running = call_api("POST", "/jobs").body["job_id"]
     put_job_item("f" * 32, "FAILED")
     unknown = "0" * 32
+    trained = "e" * 32
+    put_trained_job(trained)
+    listing = f"/jobs/{trained}/compositions"
+    sample = {"melody": {"sample": "twinkle-twinkle"}}
     answers = [
         ("POST", "/jobs", call_api("POST", "/jobs", body={"hyperparameters": {"epochs": 0}}), 400),
         ("POST", "/jobs", call_api("POST", "/jobs", raw_body="{not json"), 400),
@@ -207,7 +231,20 @@ def test_every_error_of_every_route_is_what_the_document_says(aws: None) -> None
         ("GET", "/jobs/{job_id}", call_api("GET", "/jobs/not-a-job-id"), 404),
         ("GET", "/jobs/{job_id}/metrics", call_api("GET", f"/jobs/{unknown}/metrics"), 404),
         ("GET", "/jobs/{job_id}/compositions", call_api("GET", f"/jobs/{unknown}/compositions"), 404),
-        ("GET", "/jobs/{job_id}/compositions", call_api("GET", f"/jobs/{running}/compositions"), 409),
+        ("GET", "/jobs/{job_id}/compositions",
+         call_api("GET", f"/jobs/{running}/compositions", query={"next_token": "x"}), 400),
+        ("GET", "/jobs/{job_id}/model", call_api("GET", f"/jobs/{unknown}/model"), 404),
+        ("GET", "/jobs/{job_id}/model", call_api("GET", f"/jobs/{running}/model"), 409),
+        ("POST", COMPOSITIONS, call_api("POST", listing, body={}), 400),
+        ("POST", COMPOSITIONS, call_api("POST", f"/jobs/{unknown}/compositions", body=sample), 404),
+        ("POST", COMPOSITIONS, call_api("POST", f"/jobs/{running}/compositions", body=sample), 409),
+        ("POST", COMPOSITIONS, call_api("POST", listing, body={"melody": {"midi_base64": "A" * 2**20}}), 413),
+        ("POST", COMPOSITIONS, call_api("POST", listing, raw_body="{}", headers=TEXT), 415),
+        ("POST", COMPOSITIONS, call_api("POST", listing, body=sample, owner=None), 403),
+        ("DELETE", "/jobs/{job_id}/compositions/{composition_id}",
+         call_api("DELETE", f"/jobs/{trained}/compositions/{'0' * 20}"), 404),
+        ("DELETE", "/jobs/{job_id}/compositions/{composition_id}",
+         call_api("DELETE", f"/jobs/{trained}/compositions/final"), 409),
         ("POST", "/jobs/{job_id}/stop", call_api("POST", f"/jobs/{unknown}/stop"), 404),
         ("POST", "/jobs/{job_id}/stop", call_api("POST", f"/jobs/{'f' * 32}/stop"), 409),
         ("DELETE", "/jobs/{job_id}", call_api("DELETE", f"/jobs/{unknown}"), 404),

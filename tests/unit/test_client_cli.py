@@ -14,10 +14,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from contracts import hyperparameters, routes, statuses
+from contracts import hyperparameters, instruments, routes, statuses
 from contracts.events import match_resource
 from opencomposer import cli
 from opencomposer.client import ApiError, Client, _region_of
+
+JOB = "a" * 32
+COMPOSITION = "0190f3a1b2c3d4e5f601"
 
 
 class _Api:
@@ -163,28 +166,268 @@ def test_wait_exits_zero_when_completed(api: _Api) -> None:
     assert cli.main(["wait", "--api", api.url, "a" * 32, "--interval", "0.01"]) == 0
 
 
-def test_download_fetches_every_composition_into_out_job_id(api: _Api, tmp_path: Path) -> None:
-    job_id = "a" * 32
-    api.on("GET", "/final.mid", (200, b"MThd-final"))
-    api.on("GET", "/epoch-0002.mid", (200, b"MThd-sample"))
+def _training_output(api: _Api, name: str, created: str = "2026-11-27T15:00:00.000Z") -> dict[str, Any]:
+    return {
+        "composition_id": name,
+        "job_id": JOB,
+        "kind": "training",
+        "name": name,
+        "url": f"{api.url}/files/{name}.mid?X-Amz-Signature=s",
+        "expires_at": "2026-11-27T16:00:00.000Z",
+        "created_at": created,
+    }
+
+
+def _composition(api: _Api, composition_id: str = COMPOSITION, **extra: Any) -> dict[str, Any]:
+    return {
+        "composition_id": composition_id,
+        "job_id": JOB,
+        "kind": "composition",
+        "name": "twinkle-twinkle seed 7",
+        "url": f"{api.url}/files/{composition_id}.mid?X-Amz-Signature=s",
+        "expires_at": "2026-11-27T16:00:00.000Z",
+        "created_at": "2026-11-27T15:30:00.000Z",
+        "melody": {"sample": "twinkle-twinkle"},
+        "seed": 7,
+        "temperature": 0.5,
+        "instruments": instruments.as_json(instruments.PRESETS["strings"]),
+        "bars": 12,
+        "metrics": {"similarity": 0.81, "consonance": 0.9, "in_key_ratio": 0.97},
+        "reference": {"consonance": 0.918, "in_key_ratio": 0.99},
+        **extra,
+    }
+
+
+def test_download_fetches_every_composition_of_every_page_into_out_job_id(api: _Api, tmp_path: Path) -> None:
+    # Given two pages: a composition and the final one, then an epoch sample
+    mine = _composition(api)
+    api.on("GET", f"/files/{COMPOSITION}.mid?X-Amz-Signature=s", (200, b"MThd-mine"))
+    api.on("GET", "/files/final.mid?X-Amz-Signature=s", (200, b"MThd-final"))
+    api.on("GET", "/files/epoch-0002.mid?X-Amz-Signature=s", (200, b"MThd-sample"))
     api.on(
         "GET",
-        f"/jobs/{job_id}/compositions",
-        (
-            200,
-            {
-                "compositions": [
-                    {"name": "final", "url": api.url + "/final.mid", "expires_at": "x"},
-                    {"name": "epoch-0002", "url": api.url + "/epoch-0002.mid", "expires_at": "x"},
-                ]
-            },
-        ),
+        f"/jobs/{JOB}/compositions",
+        (200, {"compositions": [mine, _training_output(api, "final")], "next_token": "page 2"}),
+    )
+    api.on(
+        "GET",
+        f"/jobs/{JOB}/compositions?next_token=page+2",
+        (200, {"compositions": [_training_output(api, "epoch-0002")], "next_token": None}),
     )
 
-    assert cli.main(["download", "--api", api.url, job_id, "--out", str(tmp_path)]) == 0
+    # When downloading
+    assert cli.main(["download", "--api", api.url, JOB, "--out", str(tmp_path)]) == 0
 
-    assert (tmp_path / job_id / "final.mid").read_bytes() == b"MThd-final"
-    assert (tmp_path / job_id / "epoch-0002.mid").read_bytes() == b"MThd-sample"
+    # Then every file is there: the training's by name, the composition by its id
+    assert (tmp_path / JOB / "final.mid").read_bytes() == b"MThd-final"
+    assert (tmp_path / JOB / "epoch-0002.mid").read_bytes() == b"MThd-sample"
+    assert (tmp_path / JOB / f"{COMPOSITION}.mid").read_bytes() == b"MThd-mine"
+    assert sorted(p.name for p in (tmp_path / JOB).iterdir()) == sorted(
+        ["final.mid", "epoch-0002.mid", f"{COMPOSITION}.mid"]
+    ), "no partial files are left behind"
+    # and no signature or API header goes to the presigned URLs
+    fetched = [r for r in api.requests if r["path"].startswith("/files/")]
+    assert len(fetched) == 3 and not any("Authorization" in r["headers"] for r in fetched)
+
+
+@pytest.mark.parametrize("name", ["../escape", "..", "a/../../b", ".hidden", ""])
+def test_download_refuses_a_name_that_could_leave_the_folder(
+    api: _Api, tmp_path: Path, name: str
+) -> None:
+    output = {**_training_output(api, "final"), "name": name, "composition_id": name}
+    api.on("GET", f"/jobs/{JOB}/compositions", (200, {"compositions": [output], "next_token": None}))
+
+    with pytest.raises(ApiError, match="refusing to write"):
+        Client(api.url).download(JOB, tmp_path / "out")
+    assert not [r for r in api.requests if r["path"].startswith("/files/")]
+
+
+def test_compose_sends_the_documented_body_writes_the_midi_and_shows_the_metrics(
+    api: _Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a trained job whose compose answers with a composition and its MIDI
+    monkeypatch.chdir(tmp_path)
+    api.on("POST", f"/jobs/{JOB}/compositions", (201, _composition(api)))
+    api.on("GET", f"/files/{COMPOSITION}.mid?X-Amz-Signature=s", (200, b"MThd-composed"))
+    flags = ["--seed", "7", "--temperature", "0.5", "--instruments", "strings", "--name", "mine"]
+
+    # When composing with a sample melody and no -o
+    code = cli.main(["compose", "--api", api.url, JOB, "--sample", "twinkle-twinkle", *flags])
+
+    # Then the body is the documented one
+    assert code == 0
+    request = api.requests[0]
+    assert (request["method"], request["path"]) == ("POST", f"/jobs/{JOB}/compositions")
+    assert json.loads(request["body"]) == {
+        "melody": {"sample": "twinkle-twinkle"},
+        "seed": 7,
+        "temperature": 0.5,
+        "instruments": "strings",
+        "name": "mine",
+    }
+    # and the MIDI is in out/<job_id>/<composition_id>.mid, whose path comes first
+    expected = Path("out") / JOB / f"{COMPOSITION}.mid"
+    assert (tmp_path / expected).read_bytes() == b"MThd-composed"
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == str(expected)
+    # then what it is and its metrics beside Bach's
+    assert "bars:            12" in lines and "seed:            7" in lines
+    assert "instruments:     strings" in lines
+    (this,) = (line for line in lines if line.startswith("this "))
+    (bach,) = (line for line in lines if line.startswith("Bach "))
+    header = lines[lines.index(this) - 1]
+    assert [c.strip() for c in header.split("  ") if c.strip()] == ["similarity", "in key", "consonant"]
+    assert this.split() == ["this", "0.810", "0.970", "0.900"]
+    assert bach.split() == ["Bach", "-", "0.990", "0.918"]
+
+
+def test_compose_with_a_midi_file_and_explicit_voices(
+    api: _Api, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api.on("POST", f"/jobs/{JOB}/compositions", (201, _composition(api)))
+    api.on("GET", f"/files/{COMPOSITION}.mid?X-Amz-Signature=s", (200, b"MThd-composed"))
+    midi = tmp_path / "tune.mid"
+    midi.write_bytes(b"MThd\x00\x00")
+    voices = '[{"program": 73, "name": "Flute"}, 71, 70, 58]'
+    out = tmp_path / "songs" / "mine.mid"
+
+    flags = ["--midi", str(midi), "--instruments", voices, "-o", str(out), "--json"]
+    code = cli.main(["compose", JOB, "--api", api.url, *flags])
+
+    assert code == 0
+    assert json.loads(api.requests[0]["body"]) == {
+        "melody": {"midi_base64": "TVRoZAAA"},
+        "instruments": [{"program": 73, "name": "Flute"}, 71, 70, 58],
+    }, "what is left out takes the API's defaults"
+    assert out.read_bytes() == b"MThd-composed"
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == _composition(api), "--json: stdout is the API's JSON"
+    assert captured.err.strip() == str(out)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--sample", "twinkle-twinkle", "--instruments", "stringz"], "unknown preset 'stringz'"),
+        (["--sample", "twinkle-twinkle", "--instruments", "[1, 2, 3]"], "3 voices given"),
+        (["--sample", "twinkle-twinkle", "--instruments", "[0, 0, 0, 128]"], "instruments[3]"),
+        (["--sample", "twinkle-twinkle", "--seed", "-1"], "--seed"),
+        (["--sample", "twinkle-twinkle", "--temperature", "1.5"], "--temperature"),
+        (["--seed", "1"], "--sample"),
+    ],
+)
+def test_a_bad_compose_flag_fails_before_any_request(
+    api: _Api, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["compose", "--api", api.url, JOB, *flags])
+
+    assert exit_.value.code == cli.EXIT_USAGE
+    assert message in capsys.readouterr().err
+    assert api.requests == []
+
+
+def test_a_compose_the_api_refuses_names_the_field(api: _Api, capsys: pytest.CaptureFixture[str]) -> None:
+    error = {"error": {"code": "invalid_field", "message": "unknown sample", "field": "melody.sample"}}
+    api.on("POST", f"/jobs/{JOB}/compositions", (400, error))
+
+    assert cli.main(["compose", "--api", api.url, JOB, "--sample", "nope"]) == cli.EXIT_API
+    err = capsys.readouterr().err
+    assert "400 invalid_field" in err and "melody.sample" in err
+
+
+def test_compositions_pages_through_next_token(api: _Api, capsys: pytest.CaptureFixture[str]) -> None:
+    first = {"compositions": [_composition(api), _training_output(api, "final")], "next_token": "t2"}
+    second = {"compositions": [_training_output(api, "epoch-0001")], "next_token": None}
+    api.on("GET", f"/jobs/{JOB}/compositions?limit=2", (200, first))
+    api.on("GET", f"/jobs/{JOB}/compositions?limit=2&next_token=t2", (200, second))
+
+    # The CLI shows one page as a table and how to get the next
+    assert cli.main(["compositions", "--api", api.url, JOB, "--limit", "2"]) == 0
+    header, mine, final, more = capsys.readouterr().out.splitlines()
+    assert header.split() == ["COMPOSITION", "ID", "KIND", "NAME", "CREATED", "BARS", "SEED"]
+    assert mine.split() == [COMPOSITION, "composition", "twinkle-twinkle", "seed", "7",
+                            "2026-11-27T15:30:00.000Z", "12", "7"]
+    assert final.split() == ["final", "training", "final", "2026-11-27T15:00:00.000Z", "-", "-"]
+    assert more == "more: --next-token t2"
+
+    flags = ["--limit", "2", "--next-token", "t2", "--json"]
+    assert cli.main(["compositions", "--api", api.url, JOB, *flags]) == 0
+    assert json.loads(capsys.readouterr().out) == second
+
+    # and the client iterates every page
+    names = [c["composition_id"] for c in Client(api.url).all_compositions(JOB, limit=2)]
+    assert names == [COMPOSITION, "final", "epoch-0001"]
+
+
+def test_delete_composition(api: _Api, capsys: pytest.CaptureFixture[str]) -> None:
+    api.on("DELETE", f"/jobs/{JOB}/compositions/{COMPOSITION}", (204, b""))
+    error = {"error": {"code": "training_output", "message": "the training's MIDI stays with the job"}}
+    api.on("DELETE", f"/jobs/{JOB}/compositions/final", (409, error))
+
+    assert cli.main(["delete-composition", "--api", api.url, JOB, COMPOSITION]) == 0
+    assert capsys.readouterr().out.strip() == f"deleted {COMPOSITION}"
+    assert cli.main(["delete-composition", "--api", api.url, JOB, "final"]) == cli.EXIT_API
+    assert "409 training_output" in capsys.readouterr().err
+    with pytest.raises(ApiError, match="not a composition id"):
+        Client(api.url).delete_composition(JOB, "../../jobs")
+    assert [(r["method"], r["path"]) for r in api.requests] == [
+        ("DELETE", f"/jobs/{JOB}/compositions/{COMPOSITION}"),
+        ("DELETE", f"/jobs/{JOB}/compositions/final"),
+    ]
+
+
+def test_melodies_prints_a_table(api: _Api, capsys: pytest.CaptureFixture[str]) -> None:
+    twinkle = {"name": "twinkle-twinkle", "title": "Twinkle, Twinkle", "bars": 12, "meter": "4/4",
+               "key": "C major", "tempo_bpm": 100}
+    api.on("GET", "/melodies", (200, {"melodies": [twinkle]}))
+
+    assert cli.main(["melodies", "--api", api.url]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["NAME", "TITLE", "BARS", "METER", "KEY", "BPM"]
+    assert row.split() == ["twinkle-twinkle", "Twinkle,", "Twinkle", "12", "4/4", "C", "major", "100"]
+    assert cli.main(["melodies", "--api", api.url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"melodies": [twinkle]}
+
+
+def test_model_downloads_the_model(
+    api: _Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    link = {"job_id": JOB, "url": f"{api.url}/files/model.tar.gz?X-Amz-Signature=s",
+            "expires_at": "2026-11-27T16:00:00.000Z"}
+    api.on("GET", f"/jobs/{JOB}/model", (200, link))
+    api.on("GET", "/files/model.tar.gz?X-Amz-Signature=s", (200, b"\x1f\x8b-model"))
+
+    assert cli.main(["model", "--api", api.url, JOB, "-o", "model.tar.gz"]) == 0
+    assert (tmp_path / "model.tar.gz").read_bytes() == b"\x1f\x8b-model"
+    assert capsys.readouterr().out.strip() == "model.tar.gz"
+
+    assert cli.main(["model", "--api", api.url, JOB]) == 0
+    default = Path("out") / JOB / "model.tar.gz"
+    assert (tmp_path / default).read_bytes() == b"\x1f\x8b-model"
+    assert capsys.readouterr().out.strip() == str(default)
+
+
+def test_model_before_the_job_completed_is_an_api_error(
+    api: _Api, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    error = {"error": {"code": "job_not_completed", "message": "the job is TRAINING"}}
+    api.on("GET", f"/jobs/{JOB}/model", (409, error))
+
+    assert cli.main(["model", "--api", api.url, JOB, "-o", str(tmp_path / "m.tar.gz")]) == cli.EXIT_API
+    assert "409 job_not_completed" in capsys.readouterr().err
+    assert not (tmp_path / "m.tar.gz").exists()
+
+
+def test_status_shows_how_to_download_the_model(api: _Api, capsys: pytest.CaptureFixture[str]) -> None:
+    job = _job("COMPLETED", epoch=4, outputs={"model": f"/jobs/{JOB}/model", "compositions": ["final"]})
+    api.on("GET", f"/jobs/{JOB}", (200, job))
+
+    assert cli.main(["status", "--api", api.url, JOB]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert f"model:           /jobs/{JOB}/model  (download: opencomposer model {JOB})" in out
+    assert "compositions:    final" in out
 
 
 def test_list_passes_the_query(api: _Api, capsys: pytest.CaptureFixture[str]) -> None:
@@ -248,12 +491,16 @@ def test_every_route_of_the_api_has_a_client_method(monkeypatch: pytest.MonkeyPa
         "list": lambda: client.list(status=statuses.COMPLETED, limit=5),
         "get": lambda: client.get(job_id),
         "metrics": lambda: client.metrics(job_id),
-        "compositions": lambda: client.compositions(job_id),
+        "model": lambda: client.model(job_id),
+        "compositions": lambda: client.compositions(job_id, limit=5, next_token="t"),
+        "compose": lambda: client.compose(job_id, sample="twinkle-twinkle", seed=1, instruments="piano"),
+        "delete_composition": lambda: client.delete_composition(job_id, "0" * 20),
+        "melodies": lambda: client.melodies(),
         "stop": lambda: client.stop(job_id),
         "delete": lambda: client.delete(job_id),
         "openapi": lambda: client.openapi(),
     }
-    conveniences = {"wait", "download"}  # built on the methods above
+    conveniences = {"wait", "download", "all_compositions", "fetch"}  # built on the methods above
     public = {name for name in vars(Client) if not name.startswith("_") and callable(vars(Client)[name])}
     assert set(calls) == public - conveniences, "a new Client method belongs in `calls`"
 

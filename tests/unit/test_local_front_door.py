@@ -107,7 +107,7 @@ class _Lambda:
 
 
 def _serve(lam: _Lambda) -> FrontDoor:
-    door = FrontDoor(lam, "api-fn", port=0)
+    door = FrontDoor(lam, {"api": "api-fn"}, port=0)
     door.start()
     return door
 

@@ -74,7 +74,7 @@ def test_each_local_function_is_its_contract_spec_with_only_the_environment_it_n
     specs = {f["FunctionName"]: f for f in resource_specs(names)["functions"]}
 
     assert set(specs) == {names.function_name(spec.key) for spec in local}
-    assert {"opencomposer-local-api", "opencomposer-local-stream"} == set(specs)
+    assert {"opencomposer-local-api", "opencomposer-local-compose", "opencomposer-local-stream"} == set(specs)
     for spec in local:
         declared = specs[names.function_name(spec.key)]
         assert declared["Handler"] == spec.handler
@@ -95,6 +95,15 @@ def test_the_lambda_package_holds_the_handlers() -> None:
         names = set(archive.namelist())
     assert {"lambdas/api/handler.py", "lambdas/stream/handler.py", "contracts/storage.py"} <= names
     assert not any("__pycache__" in n for n in names)
+    assert not any(n.startswith("gan/") for n in names)  # the zip asset has no PyTorch code
+
+
+def test_the_compose_functions_package_is_its_images_packages_under_their_import_names() -> None:
+    with zipfile.ZipFile(io.BytesIO(lambda_package(functions.COMPOSE))) as archive:
+        names = set(archive.namelist())
+    expected = {"lambdas/compose/handler.py", "contracts/compositions.py", "gan/generate.py", "gan/midi.py"}
+    assert expected <= names
+    assert not any(n.startswith("training_container/") for n in names)
 
 
 @pytest.fixture()

@@ -110,6 +110,11 @@ def job_item(job_id: str) -> dict[str, Any]:
     return call_api("GET", f"/jobs/{job_id}").body
 
 
+def stored_job(job_id: str) -> dict[str, Any]:
+    """The job item itself, as the state machine wrote it."""
+    return boto3.resource("dynamodb").Table(TABLE).get_item(Key=storage.job_key(job_id))["Item"]
+
+
 @pytest.fixture
 def machine(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Machine]:
     real_create = SageMakerModelBackend.create_training_job
@@ -142,8 +147,10 @@ def test_a_job_trains_to_completed_with_its_model(machine: Machine) -> None:
     assert result["status"] == "SUCCEEDED"
     job = job_item(job_id)
     assert job["status"] == "COMPLETED"
-    assert job["outputs"]["model"] == training.model_artifacts["S3ModelArtifacts"]
-    assert job["outputs"]["model"].startswith(f"s3://{BUCKET}/{storage.model_output_prefix(job_id)}")
+    stored = stored_job(job_id)["model_artifact"]
+    assert stored == training.model_artifacts["S3ModelArtifacts"]
+    assert stored.startswith(f"s3://{BUCKET}/{storage.model_output_prefix(job_id)}")
+    assert job["outputs"]["model"] == f"/jobs/{job_id}/model"  # the route that presigns it
     assert job["failure_reason"] is None
     # the state machine's own timestamp reaches the client in the API's one form
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", job["updated_at"])
@@ -401,4 +408,4 @@ def test_post_stream_and_state_machine_together_take_a_job_to_completed(machine:
     finish(job_id, "Completed")
 
     wait_for(lambda: job_item(job_id)["status"] == "COMPLETED")
-    assert job_item(job_id)["outputs"]["model"].endswith("/output/model.tar.gz")
+    assert stored_job(job_id)["model_artifact"].endswith("/output/model.tar.gz")

@@ -83,9 +83,14 @@ SIMILARITY_SCALES = {
 
 
 class Piece(Protocol):
-    pitches: np.ndarray
-    onsets: np.ndarray
-    steps_per_bar: int
+    """Four voices on the grid: a chorale, a generated piece, `gan.generate.Accompaniment`."""
+
+    @property
+    def pitches(self) -> np.ndarray: ...
+    @property
+    def onsets(self) -> np.ndarray: ...
+    @property
+    def steps_per_bar(self) -> int: ...
 
 
 @dataclass

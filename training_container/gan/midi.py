@@ -17,6 +17,7 @@ alone are on the grid. Each voice's General MIDI program and track name come fro
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ OUTPUT_RESOLUTION = 480  # ticks per quarter note in files we write
 DEFAULT_TEMPO_BPM = 120.0  # MIDI's own default when a file has no tempo event
 # The file-wide meta events a melody's output keeps verbatim (from whichever track holds them).
 CONDUCTOR_EVENTS = ("set_tempo", "time_signature", "key_signature")
+MAX_BAR_QUARTERS = 16  # the longest bar a length limit allows for before the meter is read (16/4)
 
 
 class MidiError(ValueError):
@@ -110,20 +112,40 @@ def _conductor(song: mido.MidiFile) -> Conductor:
     return tuple((tick, message) for tick, _, message in events)
 
 
-def _parse(data: bytes | Path | str) -> tuple[pretty_midi.PrettyMIDI, Conductor]:
+def _too_long(bars: float, max_bars: int) -> MidiError:
+    return MidiError(
+        f"the melody is {math.ceil(bars)} bars long; at most {max_bars} are accompanied at once: "
+        "split it into shorter pieces"
+    )
+
+
+def _parse(data: bytes | Path | str, max_bars: int | None = None) -> tuple[pretty_midi.PrettyMIDI, Conductor]:
     raw = Path(data).read_bytes() if isinstance(data, Path | str) else bytes(data)
     try:
         song = mido.MidiFile(file=io.BytesIO(raw))
+    except Exception as error:  # mido raises many types for broken files
+        raise _unreadable(error) from error
+    if max_bars is not None:
+        # Before pretty_midi, whose tick table is as long as the file (a few bytes of MIDI can
+        # say "a year later"): no bar of any meter here is longer than MAX_BAR_QUARTERS.
+        ticks = max((sum(message.time for message in track) for track in song.tracks), default=0)
+        if ticks > max_bars * MAX_BAR_QUARTERS * song.ticks_per_beat:
+            raise _too_long(ticks / song.ticks_per_beat / MAX_BAR_QUARTERS, max_bars)
+    try:
         conductor = _conductor(song)  # before pretty_midi, which turns the times absolute in place
         with warnings.catch_warnings():
             # pretty_midi warns about meta events on non-zero tracks, which are harmless here.
             warnings.simplefilter("ignore")
             return pretty_midi.PrettyMIDI(mido_object=song), conductor
-    except Exception as error:  # mido and pretty_midi raise many types for broken files
-        raise MidiError(
-            "the file is not a readable MIDI file (a Standard MIDI File, .mid, is expected): "
-            f"{type(error).__name__}: {error}"
-        ) from error
+    except Exception as error:  # pretty_midi raises many types for broken files
+        raise _unreadable(error) from error
+
+
+def _unreadable(error: Exception) -> MidiError:
+    return MidiError(
+        "the file is not a readable MIDI file (a Standard MIDI File, .mid, is expected): "
+        f"{type(error).__name__}: {error}"
+    )
 
 
 def _bar_steps(numerator: int, denominator: int) -> float:
@@ -169,12 +191,13 @@ def _tick_notes(midi: pretty_midi.PrettyMIDI, track: pretty_midi.Instrument) -> 
     return tuple(sorted(notes, key=lambda note: (note.start, note.pitch, note.end)))
 
 
-def read_tracks(data: bytes | Path | str, count: int | None = None) -> Lines:
+def read_tracks(data: bytes | Path | str, count: int | None = None, max_bars: int | None = None) -> Lines:
     """The first `count` tracks with notes (all of them if None) on one bar-aligned grid.
 
     Drum tracks are ignored; a track with chords keeps its top line. Raises `MidiError` for a
-    file that is not MIDI, has no notes, or has fewer than `count` note tracks."""
-    midi, conductor = _parse(data)
+    file that is not MIDI, has no notes, has fewer than `count` note tracks, or (with
+    `max_bars`) is longer than that many bars."""
+    midi, conductor = _parse(data, max_bars)
     tracks = [inst for inst in midi.instruments if not inst.is_drum and inst.notes]
     if not tracks:
         raise MidiError(
@@ -196,6 +219,8 @@ def read_tracks(data: bytes | Path | str, count: int | None = None) -> Lines:
     last = max(end for notes in timed for _, end, _, _ in notes)
     steps_per_bar, pickup, numerator, denominator = _meter(midi, ticks_per_step, last)
     n_steps = -(-(round(last) + pickup) // steps_per_bar) * steps_per_bar
+    if max_bars is not None and n_steps // steps_per_bar > max_bars:
+        raise _too_long(n_steps / steps_per_bar, max_bars)
     rendered = [
         render_line(n_steps, [(s + pickup, e + pickup, p, t) for s, e, p, t in notes]) for notes in timed
     ]
@@ -218,10 +243,11 @@ def read_tracks(data: bytes | Path | str, count: int | None = None) -> Lines:
     )
 
 
-def read_melody(data: bytes | Path | str) -> Melody:
-    """A MIDI file's melody: its first track with notes, of any length, tempo, resolution, key,
-    meter or pickup. Raises `MidiError` (a ValueError) for a file that is not MIDI or has no notes."""
-    lines = read_tracks(data, count=1)
+def read_melody(data: bytes | Path | str, max_bars: int | None = None) -> Melody:
+    """A MIDI file's melody: its first track with notes, of any length (up to `max_bars` if
+    given), tempo, resolution, key, meter or pickup. Raises `MidiError` (a ValueError) for a file
+    that is not MIDI, has no notes, or is too long."""
+    lines = read_tracks(data, count=1, max_bars=max_bars)
     return Melody(
         pitches=lines.pitches[0],
         onsets=lines.onsets[0],

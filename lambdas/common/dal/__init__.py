@@ -8,9 +8,13 @@ holds the cached client factory and the handling every resource shares.
 
 from lambdas.common.dal.artifacts import ArtifactsStore
 from lambdas.common.dal.aws import client, table
+from lambdas.common.dal.compositions import CompositionsRepository
 from lambdas.common.dal.executions import Executions
 from lambdas.common.dal.jobs import JobsRepository
 from lambdas.common.dal.stream_records import StreamRecords
 from lambdas.common.dal.training import Training
 
-__all__ = ["ArtifactsStore", "Executions", "JobsRepository", "StreamRecords", "Training", "client", "table"]
+__all__ = [
+    "ArtifactsStore", "CompositionsRepository", "Executions", "JobsRepository", "StreamRecords", "Training",
+    "client", "table",
+]

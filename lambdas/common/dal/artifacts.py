@@ -1,4 +1,5 @@
-"""The artifacts bucket: the job's melody in, presigned GETs of its MIDI out, a job's prefix deleted."""
+"""The artifacts bucket: the job's melody and compositions in, its model read, presigned GETs of its
+MIDI and model out, a job's prefix deleted."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from contracts import storage
 from contracts.timestamps import utc_timestamp
-from lambdas.common.dal.aws import client, raise_common
+from lambdas.common.dal.aws import client, error_code, raise_common
 
 PRESIGNED_URL_SECONDS = 3600
 
@@ -17,6 +18,10 @@ class ArtifactsStore:
     def __init__(self, bucket: str) -> None:
         self._bucket = bucket
         self._s3 = client("s3")
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket
 
     def put(self, key: str, body: bytes, content_type: str = storage.MIDI_CONTENT_TYPE) -> None:
         try:
@@ -30,15 +35,30 @@ class ArtifactsStore:
         except ClientError as e:
             raise_common(e)
 
-    def keys(self, prefix: str) -> list[str]:
-        found: list[str] = []
+    def get(self, key: str, denied_is_missing: bool = False) -> bytes | None:
+        """The object's bytes; None when there is none. A role without s3:ListBucket (the compose
+        function's) hears AccessDenied for a missing key, never NoSuchKey: `denied_is_missing`."""
+        missing = ("NoSuchKey", "404", *(("AccessDenied", "403") if denied_is_missing else ()))
+        try:
+            return bytes(self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read())
+        except ClientError as e:
+            if error_code(e) in missing:
+                return None
+            raise_common(e)
+
+    def objects(self, prefix: str) -> list[tuple[str, datetime]]:
+        """Every object under the prefix: its key and when it was written."""
+        found: list[tuple[str, datetime]] = []
         try:
             pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix)
             for page in pages:
-                found.extend(obj["Key"] for obj in page.get("Contents", []))
+                found.extend((obj["Key"], obj["LastModified"]) for obj in page.get("Contents", []))
         except ClientError as e:
             raise_common(e)
         return found
+
+    def keys(self, prefix: str) -> list[str]:
+        return [key for key, _ in self.objects(prefix)]
 
     def delete_prefix(self, prefix: str) -> None:
         keys = self.keys(prefix)

@@ -65,7 +65,10 @@ def _sync(device: torch.device) -> None:
 # --- (a), (b): the default training and its quality ----------------------------------------------
 
 
-def quality(splits: gan_data.Splits) -> tuple[dict[str, object], Generator]:
+def train_default(splits: gan_data.Splits) -> tuple[Generator, Hyperparameters, float]:
+    """The default hyperparameters trained from scratch on `splits` in a scratch directory →
+    the generator as its model file loads, the hyperparameters and the wall seconds (also
+    bench/bench_variety.py's model)."""
     hp = Hyperparameters()
     with tempfile.TemporaryDirectory() as tmp:
         paths = Paths.from_env({"SM_MODEL_DIR": f"{tmp}/model", "SM_OUTPUT_DATA_DIR": f"{tmp}/output/data"})
@@ -73,6 +76,11 @@ def quality(splits: gan_data.Splits) -> tuple[dict[str, object], Generator]:
         train(hp, paths, Reporter([LocalSink(paths.output)]), None, splits)
         seconds = time.perf_counter() - started
         generator = load_generator(paths.model / MODEL_FILE)
+    return generator, hp, seconds
+
+
+def quality(splits: gan_data.Splits) -> tuple[dict[str, object], Generator]:
+    generator, hp, seconds = train_default(splits)
     print(f"(b) default training {hp}: {seconds:.1f} s wall (target {TIME_TARGET_S} s)")
     test = splits.test
     ours = [

@@ -21,7 +21,7 @@ MAX_PER_JOB = 1000
 # line, so each seed gets its own line. 0 is the likeliest line (the same for nearly every seed:
 # the generator's own noise changes the chord on 8 % of beats); 1 samples each step from the
 # model's own distribution, the smoothing and the parallel repair still applied. Measured on the
-# test split's 93 melodies with the default model (python -m bench variety): at 0.3, seeds 0 and
+# test split's 43 melodies with the default model (python -m bench variety): at 0.3, seeds 0 and
 # 1 give a different lower-voice chord (pitch-class set) on 56 % of beats, and each seed still
 # meets every quality bar of bench/bench_training.py with room (consonance 0.91-0.92, bar 0.85;
 # in key 0.97, bar 0.90; crossing 0.005, bar 0.05; pitch classes per bar 3.10, Bach 3.15 ± 0.5).

@@ -32,6 +32,8 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
+from contracts import training as training_contract
+from contracts.compositions import DEFAULT_TEMPERATURE
 from contracts.hyperparameters import DEFAULTS, HYPERPARAMETERS, parse_sagemaker
 from contracts.instruments import resolve as resolve_instruments
 from contracts.training import FAILURE_REASON_MAX, MELODY_CHANNEL
@@ -52,7 +54,7 @@ ADVERSARIAL_WEIGHT = 0.1  # the critic's term in the generator's loss, beside th
 ADAM_BETAS = (0.5, 0.9)  # the lab's and WGAN-GP's
 FINAL_LEARNING_RATE = 0.1  # cosine decay to this share of `learning_rate` by the last epoch
 CHECKPOINT_FILE = "checkpoint.pt"
-MODEL_FILE = "model.pt"
+MODEL_FILE = training_contract.MODEL_FILE
 FINAL_COMPOSITION = "final"
 STOP_EXIT_CODE = 128 + signal.SIGTERM
 
@@ -286,12 +288,26 @@ def train_epoch(state: dict[str, Any], windows: Windows, hp: Hyperparameters, st
     return {k: v / steps for k, v in totals.items()}
 
 
+# The per-epoch validation figures, the per-epoch samples and the final composition decode at
+# the default temperature, not 0: they are there to show what the model composes for a user, and
+# a composition (the API, `python -m gan.generate`) decodes at the default unless asked otherwise.
+# The decoder's noise is seeded by hp.seed and so is drawn the same at every epoch: the figures'
+# change from one epoch to the next is still the model's alone. At the default every quality bar
+# holds on the test split (bench/bench_variety.py), so the figures stay comparable to the bench.
+TRAINING_TEMPERATURE = DEFAULT_TEMPERATURE
+
+
 def validate(generator: Generator, chorales: Sequence[gan_data.Chorale], seed: int) -> dict[str, float]:
     """The music metrics and the similarity index of the generator's voices under the
     validation melodies (Bach's own values are the reference)."""
     from gan import metrics
 
-    pieces = [harmonise(generator, c.pitches[0], c.onsets[0], c.steps_per_bar, seed=seed) for c in chorales]
+    pieces = [
+        harmonise(
+            generator, c.pitches[0], c.onsets[0], c.steps_per_bar, seed=seed, temperature=TRAINING_TEMPERATURE
+        )
+        for c in chorales
+    ]
     generated = [
         gan_data.Chorale(c.name, p, o, c.steps_per_bar) for c, (p, o) in zip(chorales, pieces, strict=True)
     ]
@@ -307,7 +323,14 @@ def harmonise_chorale_melody(
     takes them."""
     from gan import midi
 
-    pitches, onsets = harmonise(generator, chorale.pitches[0], chorale.onsets[0], chorale.steps_per_bar, seed)
+    pitches, onsets = harmonise(
+        generator,
+        chorale.pitches[0],
+        chorale.onsets[0],
+        chorale.steps_per_bar,
+        seed,
+        temperature=TRAINING_TEMPERATURE,
+    )
     return midi.write_chorale(
         pitches,
         onsets,
@@ -372,7 +395,13 @@ def train(
     if melody_midi is None:  # no melody channel: the fixed validation melody
         final = harmonise_chorale_melody(state["generator"], sample_melody, hp.seed, voices)
     else:
-        final = accompany(state["generator"], melody_midi, seed=hp.seed, instruments=voices)
+        final = accompany(
+            state["generator"],
+            melody_midi,
+            seed=hp.seed,
+            instruments=voices,
+            temperature=TRAINING_TEMPERATURE,
+        )
     reporter.compositions({FINAL_COMPOSITION: final})
     return figures
 

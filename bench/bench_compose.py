@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.bench_api import _percentiles
 from opencomposer.client import Client
 from opencomposer.local.stack import LocalStack, LocalStackOptions
 
@@ -47,18 +47,6 @@ generator = unpack(open(sys.argv[1], "rb").read())
 loaded = time.perf_counter()
 print(json.dumps({"import_s": imported - started, "model_load_s": loaded - imported}))
 """
-
-
-def _percentiles(samples_s: list[float]) -> dict[str, float]:
-    ms = sorted(s * 1000 for s in samples_s)
-    cuts = statistics.quantiles(ms, n=100, method="inclusive")
-    return {
-        "p50_ms": round(cuts[49], 1),
-        "p99_ms": round(cuts[98], 1),
-        "mean_ms": round(statistics.fmean(ms), 1),
-        "max_ms": round(ms[-1], 1),
-        "n": len(ms),
-    }
 
 
 def _cold_start(model: Path) -> dict[str, float]:

@@ -7,6 +7,9 @@
                          [--instruments PRESET|JSON] [--name NAME] [-o out.mid]
     opencomposer compositions JOB_ID | delete-composition JOB_ID COMPOSITION_ID
     opencomposer model JOB_ID [-o model.tar.gz] | melodies
+    opencomposer console [--port 8080]          the web console for the API, on 127.0.0.1
+    opencomposer plot JOB_ID [-o curves.png]    the learning curves as a PNG
+    opencomposer render (JOB_ID | FILE.mid) [--composition ID|NAME] [-o out.wav]
 
 `--api URL` (or `OPENCOMPOSER_API_URL`) picks the API; the default is the local stack.
 `status`, `list`, `metrics`, `compose`, `compositions` and `melodies` print tables for people;
@@ -269,6 +272,84 @@ def _model(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _console(client: Client, args: argparse.Namespace) -> int:
+    from opencomposer.console.server import ConsoleServer, describe
+
+    console = ConsoleServer(client=client, port=args.port)
+    print(describe(console), flush=True)
+    try:
+        console.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.stop()
+    return EXIT_OK
+
+
+def _plot(client: Client, args: argparse.Namespace) -> int:
+    try:
+        from opencomposer import plots
+    except ImportError as e:  # pragma: no cover - the [media] extra is missing
+        print(f"error: plot needs matplotlib ({e}): pip install 'opencomposer[media]'", file=sys.stderr)
+        return EXIT_USAGE
+    metrics = client.metrics(args.job_id)
+    out = Path(args.output) if args.output else DEFAULT_OUT / args.job_id / "curves.png"
+    try:
+        path = plots.plot_metrics(metrics, out)
+    except ImportError as e:  # pragma: no cover
+        print(f"error: plot needs matplotlib ({e}): pip install 'opencomposer[media]'", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_API
+    print(path)
+    return EXIT_OK
+
+
+def _pick_composition(client: Client, job_id: str, wanted: str) -> dict[str, Any]:
+    """The job's composition whose id or name is `wanted` (`final`: the training's result)."""
+    seen = []
+    for composition in client.all_compositions(job_id):
+        if wanted in (composition.get("composition_id"), composition.get("name")):
+            return composition
+        seen.append(str(composition.get("name") or composition.get("composition_id")))
+    listed = ", ".join(seen[:12]) + (" ..." if len(seen) > 12 else "") or "none yet"
+    raise ApiError(404, "not_found", f"job {job_id} has no composition {wanted!r} (it has: {listed})")
+
+
+def _render(client: Client, args: argparse.Namespace) -> int:
+    try:
+        from opencomposer import audio
+    except ImportError as e:  # pragma: no cover - the [media] extra is missing
+        print(
+            f"error: render needs numpy and pretty_midi ({e}): pip install 'opencomposer[media]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    source = Path(args.source)
+    if source.suffix.lower() in (".mid", ".midi") or source.is_file():
+        if not source.is_file():
+            print(f"error: no such file: {source}", file=sys.stderr)
+            return EXIT_USAGE
+        if args.composition:
+            print("error: --composition is for a job id, not a file", file=sys.stderr)
+            return EXIT_USAGE
+        midi = source
+    else:
+        composition = _pick_composition(client, args.source, args.composition or "final")
+        midi = client.fetch(composition["url"], DEFAULT_OUT / args.source / file_name(composition))
+    out = Path(args.output) if args.output else midi.with_suffix(".wav")
+    try:
+        rendered = audio.render(midi, out, renderer=args.renderer)
+    except audio.RenderError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(rendered.path)
+    why = f" ({rendered.note})" if rendered.note else ""
+    print(f"renderer: {rendered.renderer}{why}, {rendered.seconds:.1f} s", file=sys.stderr)
+    return EXIT_OK
+
+
 def run(args: argparse.Namespace) -> int:
     client = Client(args.api)
     command = args.command
@@ -304,6 +385,12 @@ def run(args: argparse.Namespace) -> int:
         _print_json(melodies) if args.json else print(format_melodies(melodies))
     elif command == "model":
         return _model(client, args)
+    elif command == "console":
+        return _console(client, args)
+    elif command == "plot":
+        return _plot(client, args)
+    elif command == "render":
+        return _render(client, args)
     elif command == "stop":
         _print_json(client.stop(args.job_id))
     elif command == "delete":
@@ -452,6 +539,35 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("job_id")
     model.add_argument(
         "-o", "--output", metavar="FILE", help="where to write it (default: out/<job_id>/model.tar.gz)"
+    )
+    console = sub.add_parser(
+        "console", parents=[common], help="serve the web console on 127.0.0.1, forwarding to the API"
+    )
+    console.add_argument("--port", type=int, default=8080, help="local port (default: 8080)")
+    plot = sub.add_parser(
+        "plot", parents=[common], help="a job's losses and music metrics per epoch, beside Bach's, as a PNG"
+    )
+    plot.add_argument("job_id")
+    plot.add_argument(
+        "-o", "--output", metavar="FILE", help="where to write it (default: out/<job_id>/curves.png)"
+    )
+    render = sub.add_parser(
+        "render", parents=[common], help="a job's composition or a MIDI file as a WAV (FluidSynth or plain)"
+    )
+    render.add_argument("source", metavar="JOB_ID|FILE.mid", help="a job id, or a MIDI file")
+    render.add_argument(
+        "--composition",
+        metavar="ID|NAME",
+        help="which of the job's compositions (opencomposer compositions; default: final)",
+    )
+    render.add_argument(
+        "-o", "--output", metavar="FILE", help="where to write the WAV (default: beside the MIDI, .wav)"
+    )
+    render.add_argument(
+        "--renderer",
+        choices=("auto", "fluidsynth", "plain"),
+        default="auto",
+        help="auto (default): FluidSynth with a General MIDI soundfont where installed, else plain",
     )
     return parser
 

@@ -222,8 +222,7 @@ class Client:
         all_headers = {"Accept": "application/json", **(headers or {})}
         if payload is not None:
             all_headers["Content-Type"] = "application/json"
-        if self.sign:
-            all_headers = self._signed_headers(method, url, payload, all_headers)
+        all_headers = request_headers(self, method, url, payload, all_headers)
         request = urllib.request.Request(url, data=payload, method=method, headers=all_headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as reply:
@@ -250,6 +249,17 @@ class Client:
         request = AWSRequest(method=method, url=url, data=payload or b"", headers=headers)
         SigV4Auth(self._credentials.get_frozen_credentials(), "execute-api", self._region).add_auth(request)
         return dict(request.headers.items())
+
+
+def request_headers(
+    client: Client, method: str, url: str, payload: bytes | None, headers: Mapping[str, str]
+) -> dict[str, str]:
+    """`headers` as `client` sends them with this request to its API: SigV4-signed
+    (`Authorization`, `X-Amz-Date`, ...) when it signs, as they are otherwise. Every request of the
+    client goes through it, and so does every request `opencomposer console` forwards."""
+    if not client.sign:
+        return dict(headers)
+    return client._signed_headers(method, url, payload, dict(headers))
 
 
 def file_name(composition: Mapping[str, Any]) -> str:

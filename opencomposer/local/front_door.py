@@ -7,6 +7,11 @@ local caller as `requestContext.identity`) and invokes the function that serves 
 (`contracts.routes`: the api, or the compose function) through moto's Lambda `Invoke`, so it
 runs in the same runtime as every other invocation, as API Gateway's per-method integrations
 do. The function's proxy response becomes the HTTP response.
+
+The console's routes (`GET /`, `GET /console/...`, `GET /console/fetch?url=`) are answered here,
+without a function: API Gateway on AWS does not serve the console (`opencomposer console` does),
+the local stack does (`opencomposer.console.static_files`). `/console/fetch` fetches only
+moto's presigned URLs (the Lambda client's endpoint).
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from contracts import events, routes
+from opencomposer.console.static_files import FetchAllowList, console_response
 
 STAGE = "local"
 # API Gateway's own payload limit; the handler enforces the API's 1 MiB body limit itself.
@@ -44,13 +50,23 @@ def proxy_response(payload: Mapping[str, Any]) -> tuple[int, list[tuple[str, str
 
 class FrontDoor:
     """A threaded HTTP server on 127.0.0.1 that invokes, for every request, the function its
-    route names. `function_names`: a `contracts.functions` key → that function's name."""
+    route names. `function_names`: a `contracts.functions` key → that function's name.
+    `fetch_origins`: what `/console/fetch` may fetch (default: the Lambda client's endpoint, moto)."""
 
     def __init__(
-        self, lambda_client: Any, function_names: Mapping[str, str], host: str = "127.0.0.1", port: int = 0
+        self,
+        lambda_client: Any,
+        function_names: Mapping[str, str],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        fetch_origins: Sequence[str] | None = None,
     ) -> None:
         self.lambda_client = lambda_client
         self.function_names = dict(function_names)
+        if fetch_origins is None:
+            endpoint = getattr(getattr(lambda_client, "meta", None), "endpoint_url", None)
+            fetch_origins = [endpoint] if isinstance(endpoint, str) else []
+        self.fetch_allowed = FetchAllowList(fetch_origins)
         door = self
 
         class Handler(_ProxyHandler):
@@ -110,6 +126,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         body = self.rfile.read(length) if length else b""
+        console = console_response(self.command, self.path, self.front_door.fetch_allowed)
+        if console is not None:
+            self._send(*console)
+            return
         event = events.api_gateway_event(
             self.command,
             self.path,

@@ -1,6 +1,7 @@
 """`make serve`: the local stack in the foreground, until Ctrl-C, SIGTERM or SIGHUP.
 
     python -m opencomposer.local.serve      # API on http://127.0.0.1:$OPENCOMPOSER_PORT (8000)
+                                            # and the console page at its root, /
 
 Stopping. SIGINT (Ctrl-C), SIGTERM (a service manager, a CI teardown, `kill`) and SIGHUP (the
 terminal closed) each stop the stack: the API stops answering, every training gets SIGTERM
@@ -153,6 +154,7 @@ def main() -> int:
         if stopper.requested_at is None:
             Client(stack.api_url).list(limit=1)  # it answers: only then say where it is
             print(f"opencomposer local API: {stack.api_url}", flush=True)
+            print(f"  console: {stack.api_url}/  (open it in a browser)", flush=True)
             print(f"  state and logs: {stack.home}  (logs in {stack.logs_dir})", flush=True)
             print(
                 f"  try: opencomposer --api {stack.api_url} submit --epochs 5 --wait   (Ctrl-C stops)",

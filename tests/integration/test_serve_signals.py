@@ -107,6 +107,15 @@ def _cwd_under(p: Proc, prefix: Path) -> bool:
     return cwd == str(prefix) or cwd.startswith(str(prefix) + os.sep)
 
 
+def _execed(p: Proc) -> bool:
+    """The training's program runs: its command line is the entry point's (`-m gan.train`), no
+    longer the stack's it inherited at the fork."""
+    try:
+        return b"gan.train" in Path(f"/proc/{p.pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def _under(home: Path) -> list[Proc]:
     """Every live process whose working directory is under home, by a scan of /proc: the stack's
     trainings (home/training/<job>) and Lambda workers (home/lambda/<function>/<digest>), even
@@ -241,6 +250,11 @@ def run_round(r: Round, home: Path, cpu: int | None = None) -> Round:
 
         if not _wait(lambda: bool(trainings()), START_LIMIT_S):
             r.problems.append("no training process appeared")
+            return r
+        # A training stuck in its own code, not between fork and exec: stopped there, it would
+        # also hold the runner's Popen (which waits for the exec) and it never learns the pid.
+        if r.stop_training and not _wait(lambda: all(_execed(p) for p in trainings()), START_LIMIT_S):
+            r.problems.append("the training process never started its program")
             return r
         if r.stop_training:
             for p in trainings():

@@ -12,7 +12,6 @@ OPENCOMPOSER_SKIP_BROWSER=1. OPENCOMPOSER_SCREENSHOTS=1 writes docs/screenshots/
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,67 +19,33 @@ from typing import Any
 
 import pytest
 
-from contracts import statuses
+from contracts import statuses, storage
 from opencomposer.client import Client
+from opencomposer.console import headless
 from opencomposer.local.stack import LocalStack, LocalStackOptions
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-WIDTH, HEIGHT = 1280, 800
+WIDTH, HEIGHT = headless.WIDTH, headless.HEIGHT
 PHONE_WIDTH = 375
 TRAINING_TIMEOUT_S = 300
 
 
-def _browser_paths() -> tuple[str, str]:
-    """Chromium and chromedriver, or a failure (a skip with OPENCOMPOSER_SKIP_BROWSER=1)."""
-    missing = []
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("selenium (pip install -e '.[dev]')")
-    chromium = next(
-        (
-            p
-            for p in (
-                "/usr/lib/chromium/chromium",
-                shutil.which("chromium"),
-                shutil.which("chromium-browser"),
-                shutil.which("google-chrome"),
-            )
-            if p and os.path.exists(p)
-        ),
-        None,
-    )
-    driver = next(
-        (
-            p
-            for p in (shutil.which("chromedriver"), "/usr/lib/chromium/chromedriver")
-            if p and os.path.exists(p)
-        ),
-        None,
-    )
-    if chromium is None:
-        missing.append("Chromium (apt-get install -y chromium)")
-    if driver is None:
-        missing.append("ChromeDriver (apt-get install -y chromium-driver)")
-    if missing:
-        message = "the console's browser test needs " + ", ".join(missing)
+@pytest.fixture(scope="module")
+def browser_ready() -> None:
+    """Chromium, its driver and selenium, or a failure (a skip with OPENCOMPOSER_SKIP_BROWSER=1)."""
+    needs = headless.missing()
+    if needs:
+        message = "the console's browser test needs " + ", ".join(needs)
         if os.environ.get("OPENCOMPOSER_SKIP_BROWSER") == "1":
             pytest.skip(message + " (skipped: OPENCOMPOSER_SKIP_BROWSER=1)")
         pytest.fail(message + "; set OPENCOMPOSER_SKIP_BROWSER=1 to skip it", pytrace=False)
-    assert chromium is not None and driver is not None
-    return chromium, driver
 
 
 @pytest.fixture(scope="module")
-def browser_paths() -> tuple[str, str]:
-    return _browser_paths()
-
-
-@pytest.fixture(scope="module")
-def stack(browser_paths: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack(browser_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     home = tmp_path_factory.mktemp("opencomposer-console-home")
     with LocalStack(LocalStackOptions(home=home, port=0, stop_grace_s=5)) as running:
         yield running
@@ -107,39 +72,8 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def driver(browser_paths: tuple[str, str], downloads: Path) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, chromedriver = browser_paths
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        f"--window-size={WIDTH},{HEIGHT}",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--autoplay-policy=no-user-gesture-required",
-        "--mute-audio",
-        "--force-device-scale-factor=1",
-        "--lang=en-US",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    options.add_experimental_option(
-        "prefs",
-        {
-            "download.default_directory": str(downloads),
-            "download.prompt_for_download": False,
-            "safebrowsing.enabled": False,
-        },
-    )
-    browser = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
-    browser.set_window_size(WIDTH, HEIGHT)
-    # the viewport, not the window, is 1280 x 800
-    inner_width, inner_height = browser.execute_script("return [window.innerWidth, window.innerHeight]")
-    browser.set_window_size(2 * WIDTH - inner_width, 2 * HEIGHT - inner_height)
+def driver(browser_ready: None, downloads: Path) -> Iterator[Any]:
+    browser = headless.chrome(downloads)
     try:
         yield browser
     finally:
@@ -342,6 +276,118 @@ def test_jobs_page_lists_the_job(driver: Any, base_url: str, state: dict[str, An
     _screenshot(driver, "jobs-phone", width=PHONE_WIDTH)
 
 
+# An element's accessible name, as far as these pages need it: aria-label, aria-labelledby,
+# a <label for>, a wrapping <label>, or its own text.
+_UNLABELLED = """
+const name = (el) => (el.getAttribute("aria-label") || "").trim()
+  || (el.getAttribute("aria-labelledby") || "").split(" ")
+       .map((id) => document.getElementById(id)?.textContent || "").join(" ").trim()
+  || (el.id && document.querySelector(`label[for="${CSS.escape(el.id)}"]`)?.textContent.trim())
+  || el.closest("label")?.textContent.trim()
+  || (["INPUT", "SELECT", "TEXTAREA"].includes(el.tagName) ? "" : el.textContent.trim());
+return [...document.querySelectorAll("main a[href], main button, main input, main select, main textarea")]
+  .filter((el) => el.offsetParent !== null && !name(el))
+  .map((el) => el.outerHTML.slice(0, 120));
+"""
+
+
+# The page's width, and what sticks out past the screen's right edge (not clipped by a box of
+# its own, as a chart's or a table's scroller clips).
+_WIDER_THAN_THE_SCREEN = """
+const clipped = (el) => {
+  for (let a = el.parentElement; a && a !== document.body; a = a.parentElement)
+    if (getComputedStyle(a).overflowX !== "visible") return true;
+  return false;
+};
+return [document.documentElement.scrollWidth,
+  [...document.querySelectorAll("main *")]
+    .filter((el) => el.offsetParent !== null && !clipped(el)
+      && el.getBoundingClientRect().right > innerWidth + 1)
+    .slice(0, 3).map((el) => el.outerHTML.slice(0, 100))];
+"""
+
+
+def _pages(state: dict[str, Any]) -> dict[str, str]:
+    job_id = state["job_id"]
+    return {
+        "jobs": "#/jobs",
+        "new job": "#/new",
+        "job": f"#/jobs/{job_id}",
+        "compose": f"#/jobs/{job_id}/compose",
+    }
+
+
+def _ready(driver: Any) -> None:
+    _wait(
+        lambda: driver.execute_script("return performance.getEntriesByName('opencomposer:ready').length > 0"),
+        what="the page's data",
+    )
+
+
+def test_every_control_is_labelled_and_each_page_fits_a_phone(
+    driver: Any, base_url: str, state: dict[str, Any]
+) -> None:
+    for page, path in _pages(state).items():
+        _open(driver, base_url + "/" + path)
+        _ready(driver)
+        assert not driver.execute_script(_UNLABELLED), f"the {page} page has unlabelled controls"
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": PHONE_WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": True},
+        )
+        try:
+            time.sleep(0.4)  # charts and rolls follow the new width
+            wide = driver.execute_script(_WIDER_THAN_THE_SCREEN)
+            assert wide[0] <= PHONE_WIDTH and not wide[1], f"the {page} page is wider than a phone: {wide}"
+        finally:
+            driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_the_new_job_form_by_keyboard_alone(driver: Any, base_url: str) -> None:
+    """Tab from the top of the page reaches every control, each one showing that it has the focus;
+    the form is filled and sent with the keyboard, and its error read beside the field."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    _open(driver, base_url + "/#/new")
+    _ready(driver)
+    driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")
+    seen: list[str] = []
+    for _ in range(40):
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        focused = driver.switch_to.active_element
+        key = focused.get_attribute("id") or focused.text or focused.tag_name
+        # a visible focus ring: an outline or a box shadow where the element has the focus
+        ring = driver.execute_script(
+            "const s = getComputedStyle(arguments[0]);"
+            "return (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0) || s.boxShadow !== 'none'",
+            focused,
+        )
+        assert ring, f"{key} shows no focus"
+        seen.append(key)
+        if key == "submit-job":
+            break
+    for control in ("job-source-sample", "job-sample", "job-name", "hp-epochs", "hp-seed", "submit-job"):
+        assert control in seen, f"Tab never reached #{control}: {seen}"
+    # back to the epochs field, a wrong value typed, Enter sends the form
+    epochs = _css(driver, "#hp-epochs")
+    while driver.switch_to.active_element != epochs:
+        ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).send_keys(
+        "0", Keys.ENTER
+    ).perform()
+    error = _wait(
+        lambda: _css(driver, '[data-error-for="hyperparameters.epochs"]').text, what="the epochs error"
+    )
+    assert "1" in error and driver.switch_to.active_element == epochs, error
+    # the sample melody plays from the keyboard: Space on its Play button
+    play = _css(driver, "#new-job .player button.play")
+    play.send_keys(Keys.SPACE)
+    player = play.find_element("xpath", "ancestor::*[contains(@class,'player')][1]")
+    _wait(lambda: player.get_attribute("data-state") == "playing", what="the melody to play")
+    play.send_keys(Keys.SPACE)
+
+
 def test_record_three_notes_and_compose_with_them(
     driver: Any, base_url: str, stack: LocalStack, downloads: Path, state: dict[str, Any]
 ) -> None:
@@ -426,17 +472,75 @@ def test_stop_a_running_job_from_the_jobs_page(
     state["stopped_job_id"] = job_id
 
 
+def test_a_failed_job_shows_why(driver: Any, base_url: str, stack: LocalStack, state: dict[str, Any]) -> None:
+    # Given a job whose melody in S3 is damaged before its training reads it (the stream's
+    # mapping paused meanwhile, so nothing starts before the damage is done)
+    lam = stack.client("lambda")
+    assert stack.resources is not None
+    lam.update_event_source_mapping(UUID=stack.resources.mapping_uuid, Enabled=False)
+    try:
+        job = Client(stack.api_url).submit({"name": "broken melody", "hyperparameters": {"epochs": 1}})
+        stack.client("s3").put_object(
+            Bucket=stack.names.bucket, Key=storage.melody_key(job["job_id"]), Body=b"this is not MIDI"
+        )
+    finally:
+        lam.update_event_source_mapping(UUID=stack.resources.mapping_uuid, Enabled=True)
+    state["failed_job_id"] = job["job_id"]
+    # its page, open while it runs, turns to FAILED and says why, without a reload
+    _open(driver, base_url + f"/#/jobs/{job['job_id']}")
+    driver.execute_script("window.__noReload = true")
+    _wait(
+        lambda: _css(driver, "h1 .badge").get_attribute("data-status") == statuses.FAILED,
+        timeout=TRAINING_TIMEOUT_S,
+        what="the job to reach FAILED on its page",
+    )
+    assert driver.execute_script("return window.__noReload") is True, "the page was reloaded"
+    reason = _css(driver, "#failure-reason").text
+    assert "not a readable MIDI file" in reason, reason
+    failed_step = _css(driver, ".timeline li[aria-current=step]")
+    assert failed_step.text == "failed" and "bad" in failed_step.get_attribute("class").split()
+    assert not _all(driver, "[data-key=compose]"), "a failed job offers to compose"
+    _screenshot(driver, "job-failed")
+
+
 def test_delete_the_jobs_from_the_jobs_page(
     driver: Any, base_url: str, stack: LocalStack, state: dict[str, Any]
 ) -> None:
     _open(driver, base_url + "/#/jobs")
-    for job_id in (state["job_id"], state["stopped_job_id"]):
+    for job_id in (state["job_id"], state["stopped_job_id"], state["failed_job_id"]):
         row = _wait(lambda job_id=job_id: _css(driver, f'tr[data-job-id="{job_id}"]'), what="the job's row")
         row.find_element("css selector", "button.danger").click()  # Delete, for a finished job
         driver.switch_to.alert.accept()
         _wait(lambda job_id=job_id: not _all(driver, f'tr[data-job-id="{job_id}"]'), what="the row to go")
     assert not Client(stack.api_url).list()["jobs"]
     assert "No jobs yet" in _css(driver, "table.jobs tbody").text
+
+
+def test_the_jobs_page_pages_past_100(driver: Any, base_url: str, stack: LocalStack) -> None:
+    # 105 jobs, none of which starts (the stream's mapping paused: the stack goes away after)
+    assert stack.resources is not None
+    stack.client("lambda").update_event_source_mapping(UUID=stack.resources.mapping_uuid, Enabled=False)
+    client = Client(stack.api_url)
+    ids = [client.submit({"name": f"page job {i:03d}"})["job_id"] for i in range(105)]
+    _open(driver, base_url + "/#/jobs")
+
+    def rows() -> list[str]:  # read in one go: the poll re-renders the table under a slower read
+        return driver.execute_script(
+            "return [...document.querySelectorAll('table.jobs tbody tr[data-job-id]')]"
+            ".map((r) => r.dataset.jobId)"
+        )
+
+    _wait(lambda: len(rows()) == 100, what="the first 100 jobs")
+    assert rows() == ids[::-1][:100], "not the newest 100, newest first"
+    assert _css(driver, "#jobs-caption").text.startswith("Jobs 1–100")
+    assert not _css(driver, "#jobs-newer").is_enabled()
+    _css(driver, "#jobs-older").click()
+    _wait(lambda: len(rows()) == 5, what="the 5 oldest jobs")
+    assert rows() == ids[::-1][100:]
+    assert _css(driver, "#jobs-caption").text.startswith("Jobs 101–105")
+    assert not _css(driver, "#jobs-older").is_enabled()
+    _css(driver, "#jobs-newer").click()
+    _wait(lambda: rows() == ids[::-1][:100], what="the newest 100 again")
 
 
 def test_no_script_errors(driver: Any) -> None:

@@ -3,7 +3,8 @@
 Plain data and small functions on the standard library only, so the api Lambda, the training
 container, the CDK app, the local stack and the client all import it for free (no AWS SDK, no
 torch, no pydantic). Each consumer derives what it needs from here; `tests/contracts/` fail when
-one disagrees.
+one disagrees. One exception: `midi` imports mido (every place that reads a melody installs it;
+nothing else imports that module).
 
 - `routes`: the HTTP API's routes (method, path, what it does).
 - `statuses`: a job's statuses, who moves a job between them, which are final.
@@ -19,4 +20,5 @@ one disagrees.
 - `training`: the training container's side of the contract (its environment, its channel).
 - `events`: the events AWS hands a function (API Gateway proxy event, DynamoDB stream record).
 - `deployment`: where the API is: the stack's outputs, the local stack's fixed identity and port.
+- `midi`: the one reading of a melody MIDI file: its rules, for the API's check and the training.
 """

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import mido
 
+from contracts import midi as midi_rules
 from lambdas.common.errors import InvalidFieldError
 
 # A note is (MIDI pitch, length in sixteenths); a pitch of None is a rest.
@@ -242,17 +243,14 @@ UPLOAD_FIELD = "melody.midi_base64"
 
 
 def count_notes(data: bytes) -> int:
-    """Notes in the first note-bearing track (the melody, as the container reads it).
+    """Notes in the melody (the first part with notes, drums left out), read by the one set of
+    rules the training and the compose function read it by (`contracts.midi`).
 
-    Raises InvalidFieldError naming `melody.midi_base64` when the bytes are not a MIDI file or
-    hold no note at all, so a bad upload is a 400 and never reaches training.
+    Raises InvalidFieldError naming `melody.midi_base64` when the file breaks one of those rules
+    (not a MIDI file, no melody notes, SMPTE time, too long, ...), so a bad upload is a 400 and
+    never reaches training.
     """
     try:
-        midi = mido.MidiFile(file=io.BytesIO(data))
-    except (OSError, EOFError, ValueError, KeyError, IndexError) as e:
-        raise InvalidFieldError(UPLOAD_FIELD, f"not a readable MIDI file ({e})") from e
-    for track in midi.tracks:
-        notes = sum(1 for msg in track if msg.type == "note_on" and msg.velocity > 0)
-        if notes:
-            return notes
-    raise InvalidFieldError(UPLOAD_FIELD, "the MIDI file contains no notes")
+        return len(midi_rules.read_melody(data).melody)
+    except midi_rules.MidiError as e:
+        raise InvalidFieldError(UPLOAD_FIELD, str(e)) from e

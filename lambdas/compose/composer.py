@@ -33,8 +33,9 @@ logger = Logger(service="opencomposer-compose")
 
 def read_melody(request: CreateCompositionRequest) -> tuple[bytes, dict[str, Any], gan_midi.Melody]:
     """The melody's MIDI bytes, what the composition records of it, and the melody as the model
-    reads it; InvalidFieldError naming `melody.sample` or `melody.midi_base64` for a file that is
-    not MIDI, has no notes (drum tracks do not count) or is over `compositions.MAX_BARS` long."""
+    reads it; InvalidFieldError naming `melody.sample` or `melody.midi_base64` for a file that
+    breaks a rule of `contracts.midi` (the rules a training job's upload is checked by): not MIDI,
+    no notes (drum tracks do not count), over `compositions.MAX_BARS` long, ..."""
     if request.melody.sample is not None:
         data, record, field = (
             melodies.render(melodies.SAMPLES[request.melody.sample]),

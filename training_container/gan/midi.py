@@ -1,9 +1,11 @@
 """MIDI in and out: a user's melody onto the 16th-note grid, and four voices back to a 4-track MIDI.
 
-Reading works in ticks, not seconds, so any tempo (and tempo changes) and any resolution land
-on the same grid: step = tick / (ticks per beat / 4). The time signature sets the bar length; a
-pickup is read the way MIDI files spell it, as a short first bar (e.g. 1/4 before 3/4), and is
-padded with rests in front so bar lines fall every `steps_per_bar`; writing removes that padding
+Reading is `contracts.midi`'s: that module alone decides whether a file is acceptable and what
+its melody notes, meter, pickup, tempo and length are (the api Lambda checks an upload with the
+same module, so a file the API accepts is one this reader reads). Here those notes are only put
+on the grid: step = tick / (ticks per beat / 4), so any tempo (and tempo changes) and any
+resolution land on the same grid; a pickup (a short first bar, e.g. 1/4 before 3/4) is padded
+with rests in front so bar lines fall every `steps_per_bar`; writing removes that padding
 again, so the output lines up with the input. pretty_midi has no roll-to-MIDI writer, so notes
 are written from the onset channel here (a repeated pitch stays two notes).
 
@@ -17,8 +19,6 @@ alone are on the grid. Each voice's General MIDI program and track name come fro
 from __future__ import annotations
 
 import io
-import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +26,15 @@ import mido
 import numpy as np
 import pretty_midi
 
+from contracts import midi as rules
 from contracts.instruments import DEFAULT as DEFAULT_INSTRUMENTS
 from contracts.instruments import Voice, resolve
+
+# Re-exported: what callers of gan.midi have always found here.
+from contracts.midi import CONDUCTOR_EVENTS as CONDUCTOR_EVENTS
+from contracts.midi import DEFAULT_TEMPO_BPM as DEFAULT_TEMPO_BPM
+from contracts.midi import Conductor as Conductor
+from contracts.midi import MidiError as MidiError
 
 from .grid import STEPS_PER_QUARTER, note_spans, render_line
 
@@ -36,27 +43,9 @@ VOICE_NAMES = tuple(voice.name for voice in DEFAULT_INSTRUMENTS)  # Soprano, Alt
 VOICE_PROGRAM = DEFAULT_INSTRUMENTS[0].program
 VOICE_VELOCITY = (90, 75, 75, 80)  # the melody a little louder than the inner voices
 OUTPUT_RESOLUTION = 480  # ticks per quarter note in files we write
-DEFAULT_TEMPO_BPM = 120.0  # MIDI's own default when a file has no tempo event
-# The file-wide meta events a melody's output keeps verbatim (from whichever track holds them).
-CONDUCTOR_EVENTS = ("set_tempo", "time_signature", "key_signature")
-MAX_BAR_QUARTERS = 16  # the longest bar a length limit allows for before the meter is read (16/4)
 
-
-class MidiError(ValueError):
-    """A MIDI file we cannot use; the message says what is wrong and what to do."""
-
-
-@dataclass(frozen=True)
-class TickNote:
-    """A note as the MIDI file holds it: start and end in ticks from the file's start."""
-
-    start: int
-    end: int
-    pitch: int
-    velocity: int
-
-
-Conductor = tuple[tuple[int, mido.MetaMessage], ...]  # (absolute tick, meta event), in file order
+# A note as the MIDI file holds it: start and end in ticks from the file's start.
+TickNote = rules.Note
 
 
 @dataclass
@@ -98,156 +87,52 @@ class Lines:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def _conductor(song: mido.MidiFile) -> Conductor:
-    """The tempo, time and key signature events at their absolute ticks, from every track (a
-    DAW reads them from any track; pretty_midi's tempo map only from the first)."""
-    events = []
-    for index, track in enumerate(song.tracks):
-        tick = 0
-        for message in track:
-            tick += message.time
-            if message.type in CONDUCTOR_EVENTS:
-                events.append((tick, index, message.copy(time=0)))
-    events.sort(key=lambda event: event[:2])  # stable: a track's events keep their order
-    return tuple((tick, message) for tick, _, message in events)
+def _bytes(data: bytes | Path | str) -> bytes:
+    return Path(data).read_bytes() if isinstance(data, Path | str) else bytes(data)
 
 
-def _too_long(bars: float, max_bars: int) -> MidiError:
-    return MidiError(
-        f"the melody is {math.ceil(bars)} bars long; at most {max_bars} are accompanied at once: "
-        "split it into shorter pieces"
-    )
-
-
-def _parse(data: bytes | Path | str, max_bars: int | None = None) -> tuple[pretty_midi.PrettyMIDI, Conductor]:
-    raw = Path(data).read_bytes() if isinstance(data, Path | str) else bytes(data)
-    try:
-        song = mido.MidiFile(file=io.BytesIO(raw))
-    except Exception as error:  # mido raises many types for broken files
-        raise _unreadable(error) from error
-    if max_bars is not None:
-        # Before pretty_midi, whose tick table is as long as the file (a few bytes of MIDI can
-        # say "a year later"): no bar of any meter here is longer than MAX_BAR_QUARTERS.
-        ticks = max((sum(message.time for message in track) for track in song.tracks), default=0)
-        if ticks > max_bars * MAX_BAR_QUARTERS * song.ticks_per_beat:
-            raise _too_long(ticks / song.ticks_per_beat / MAX_BAR_QUARTERS, max_bars)
-    try:
-        conductor = _conductor(song)  # before pretty_midi, which turns the times absolute in place
-        with warnings.catch_warnings():
-            # pretty_midi warns about meta events on non-zero tracks, which are harmless here.
-            warnings.simplefilter("ignore")
-            return pretty_midi.PrettyMIDI(mido_object=song), conductor
-    except Exception as error:  # pretty_midi raises many types for broken files
-        raise _unreadable(error) from error
-
-
-def _unreadable(error: Exception) -> MidiError:
-    return MidiError(
-        "the file is not a readable MIDI file (a Standard MIDI File, .mid, is expected): "
-        f"{type(error).__name__}: {error}"
-    )
-
-
-def _bar_steps(numerator: int, denominator: int) -> float:
-    return numerator * 4 * STEPS_PER_QUARTER / denominator
-
-
-def _meter(
-    midi: pretty_midi.PrettyMIDI, ticks_per_step: float, last_step: float
-) -> tuple[int, int, int, int]:
-    """(steps_per_bar, pickup_steps, numerator, denominator) from the time signatures.
-
-    The main meter is the one in force longest; a first signature shorter than one bar of the
-    next (how MIDI spells an anacrusis) is a pickup, padded in front up to a full bar."""
-    changes = sorted(midi.time_signature_changes, key=lambda ts: ts.time)
-    if not changes:
-        return 4 * STEPS_PER_QUARTER, 0, 4, 4
-    starts = [midi.time_to_tick(ts.time) / ticks_per_step for ts in changes]
-    spans = [
-        max(end, start) - start
-        for start, end in zip(starts, [*starts[1:], max(last_step, starts[-1])], strict=True)
-    ]
-    main = changes[int(np.argmax(spans))]
-    bar = _bar_steps(main.numerator, main.denominator)
-    if bar != int(bar):
-        raise MidiError(
-            f"the time signature {main.numerator}/{main.denominator} does not fill whole 16th notes; "
-            "save the melody in a meter such as 4/4, 3/4 or 6/8"
-        )
-    pickup = 0
-    if len(changes) > 1 and starts[0] <= 0 and 0 < spans[0] < bar and changes[0] is not main:
-        pickup = round(bar - spans[0])
-    return int(bar), pickup, main.numerator, main.denominator
-
-
-def _tick_notes(midi: pretty_midi.PrettyMIDI, track: pretty_midi.Instrument) -> tuple[TickNote, ...]:
-    """A track's notes in the file's ticks, in time order. pretty_midi keeps notes in seconds,
-    mapped from ticks through its tick → time table; time_to_tick looks a time up in that same
-    table, so it gives back the file's tick exactly."""
-    notes = (
-        TickNote(midi.time_to_tick(n.start), midi.time_to_tick(n.end), n.pitch, n.velocity)
-        for n in track.notes
-    )
-    return tuple(sorted(notes, key=lambda note: (note.start, note.pitch, note.end)))
-
-
-def read_tracks(data: bytes | Path | str, count: int | None = None, max_bars: int | None = None) -> Lines:
-    """The first `count` tracks with notes (all of them if None) on one bar-aligned grid.
-
-    Drum tracks are ignored; a track with chords keeps its top line. Raises `MidiError` for a
-    file that is not MIDI, has no notes, has fewer than `count` note tracks, or (with
-    `max_bars`) is longer than that many bars."""
-    midi, conductor = _parse(data, max_bars)
-    tracks = [inst for inst in midi.instruments if not inst.is_drum and inst.notes]
-    if not tracks:
-        raise MidiError(
-            "the MIDI file has no notes (drum tracks are ignored): export the melody as a "
-            "non-drum track with at least one note"
-        )
-    if count is not None and len(tracks) < count:
-        raise MidiError(
-            f"the MIDI file has {len(tracks)} note track(s) but {count} are needed "
-            "(melody, alto, tenor, bass: one voice per track)"
-        )
-    tracks = tracks[:count] if count is not None else tracks
-    ticks_per_step = midi.resolution / STEPS_PER_QUARTER
-    as_given = tuple(_tick_notes(midi, track) for track in tracks)
-    timed = [
-        [(n.start / ticks_per_step, n.end / ticks_per_step, n.pitch, False) for n in notes]
-        for notes in as_given
-    ]
-    last = max(end for notes in timed for _, end, _, _ in notes)
-    steps_per_bar, pickup, numerator, denominator = _meter(midi, ticks_per_step, last)
-    n_steps = -(-(round(last) + pickup) // steps_per_bar) * steps_per_bar
-    if max_bars is not None and n_steps // steps_per_bar > max_bars:
-        raise _too_long(n_steps / steps_per_bar, max_bars)
+def _on_the_grid(reading: rules.Reading) -> Lines:
+    """`contracts.midi`'s reading rendered onto the grid (every rule was applied there)."""
     rendered = [
-        render_line(n_steps, [(s + pickup, e + pickup, p, t) for s, e, p, t in notes]) for notes in timed
+        render_line(
+            reading.n_steps, [(reading.step(n.start), reading.step(n.end), n.pitch, False) for n in notes]
+        )
+        for notes in reading.parts
     ]
-    if not any(p.any() for p, _ in rendered):
+    if not any(p.any() for p, _ in rendered):  # contracts.midi refuses such a file first
         raise MidiError(
             "the MIDI file's notes are all shorter than a 16th note: write the melody in longer notes"
         )
-    _, tempi = midi.get_tempo_changes()
     return Lines(
         pitches=np.stack([p for p, _ in rendered]),
         onsets=np.stack([o for _, o in rendered]),
-        steps_per_bar=steps_per_bar,
-        pickup_steps=pickup,
-        # MIDI stores whole microseconds per beat: 70 bpm reads back as 69.99998.
-        tempo_bpm=round(float(tempi[0]), 3) if len(tempi) else DEFAULT_TEMPO_BPM,
-        time_signature=(numerator, denominator),
-        notes=as_given,
-        resolution=midi.resolution,
-        conductor=conductor,
+        steps_per_bar=reading.steps_per_bar,
+        pickup_steps=reading.pickup_steps,
+        tempo_bpm=reading.tempo_bpm,
+        time_signature=reading.time_signature,
+        notes=reading.parts,
+        resolution=reading.resolution,
+        conductor=reading.conductor,
     )
 
 
-def read_melody(data: bytes | Path | str, max_bars: int | None = None) -> Melody:
-    """A MIDI file's melody: its first track with notes, of any length (up to `max_bars` if
-    given), tempo, resolution, key, meter or pickup. Raises `MidiError` (a ValueError) for a file
-    that is not MIDI, has no notes, or is too long."""
-    lines = read_tracks(data, count=1, max_bars=max_bars)
+def read_tracks(data: bytes | Path | str, count: int | None = None, max_bars: int | None = None) -> Lines:
+    """The first `count` parts with notes (all of them if None) on one bar-aligned grid: a part
+    is one channel of one track (`contracts.midi`, which applies every rule).
+
+    Drum tracks are ignored; a track with chords keeps its top line. Raises `MidiError` for a
+    file that is not MIDI, has no notes, has fewer than `count` note tracks, or (with
+    `max_bars`) is longer than that many bars. No size limit: the dataset's files are the
+    operator's (a user's melody goes through `read_melody`)."""
+    return _on_the_grid(rules.read(_bytes(data), count=count, max_bars=max_bars, max_bytes=None))
+
+
+def read_melody(data: bytes | Path | str, max_bars: int | None = rules.MAX_BARS) -> Melody:
+    """A MIDI file's melody: its first part with notes, of any tempo, resolution, key, meter or
+    pickup, up to `max_bars` long (`contracts.midi.MAX_BARS` unless given; None: no limit), as
+    `contracts.midi.read_melody` reads it: the rules the API checks an upload against. Raises
+    `MidiError` (a ValueError) for a file that is not MIDI, has no notes, or is too long."""
+    lines = _on_the_grid(rules.read_melody(_bytes(data), max_bars=max_bars))
     return Melody(
         pitches=lines.pitches[0],
         onsets=lines.onsets[0],

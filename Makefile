@@ -32,6 +32,9 @@ test: $(STAMP) ## lint and run the whole test suite
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
+fuzz: $(STAMP) ## fuzz the API with schemathesis against a local stack: 1,200 cases (CASES=n, SEED=s)
+	$(PY) -m tests.fuzz.fuzz_api $(if $(CASES),--cases $(CASES)) $(if $(SEED),--seed $(SEED))
+
 bench: $(STAMP) ## run the benchmarks (BENCH="api training" picks some); figures in bench/results/bench.json
 	$(PY) -m bench $(BENCH)
 
@@ -68,4 +71,4 @@ destroy: $(STAMP) $(NPM_STAMP) ## delete the deployed stack and everything in it
 clean: ## remove the environment, node_modules, caches and local state
 	rm -rf $(VENV) node_modules cdk.out .opencomposer .pytest_cache .ruff_cache .mypy_cache
 
-.PHONY: help setup run serve test bench bench-gpu lint synth data bootstrap deploy destroy clean
+.PHONY: help setup run serve test fuzz bench bench-gpu lint synth data bootstrap deploy destroy clean

@@ -30,4 +30,7 @@ MAX_PER_JOB = 1000
 # and pitch classes per bar (4.4) miss their bars.
 TEMPERATURE_MIN = 0.0
 TEMPERATURE_MAX = 1.0
+# Above 0, a temperature is at least this: a composition's item records its temperature, and
+# DynamoDB's numbers stop at 1e-130 (no smaller temperature differs from 0 in the file anyway).
+TEMPERATURE_SMALLEST = 1e-10
 DEFAULT_TEMPERATURE = 0.3

@@ -51,10 +51,13 @@ class Hyperparameter:
         return None
 
 
+LEARNING_RATE_FLOOR = 1e-10
 HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter("epochs", int, 20, 1, 10_000,
                    "training length: each epoch is a fixed number of generator updates"),
-    Hyperparameter("learning_rate", float, 0.001, 0.0, 1.0,
+    # Above 1e-10, not merely above 0: DynamoDB's numbers stop at 1e-130 (a job item could not
+    # hold a smaller rate), and no smaller rate moves float32 weights anyway.
+    Hyperparameter("learning_rate", float, 0.001, LEARNING_RATE_FLOOR, 1.0,
                    "Adam's step size at the start (it decays along a cosine to a tenth)",
                    exclusive=True),
     Hyperparameter("update_ratio", int, 5, 1, 20, "critic updates per generator update"),

@@ -42,7 +42,7 @@ def _owner() -> str:
 # --- the routes ----------------------------------------------------------------------------------
 def create_job() -> Response:
     event = app.current_event
-    raw = parsing.body_bytes(event.body, bool(event.is_base64_encoded), event.decoded_body)
+    raw = parsing.body_bytes(event.body, bool(event.is_base64_encoded))
     request = parsing.parse_body(CreateJobRequest, raw, event.headers.get("content-type"))
     key = parsing.idempotency_key(event.headers.get(names.IDEMPOTENCY_HEADER))
     return http.answer("POST", "/jobs", _service().create(_owner(), request, key))

@@ -125,6 +125,13 @@ def _instruments_schema(schema: dict[str, Any]) -> None:
     })
 
 
+def _temperature_schema(schema: dict[str, Any]) -> None:
+    """0 to 1 (the range stays plain `minimum`/`maximum`, which forms read) without the gap
+    above 0 that `_storable_temperature` refuses."""
+    schema["not"] = {"exclusiveMinimum": compositions.TEMPERATURE_MIN,
+                     "exclusiveMaximum": compositions.TEMPERATURE_SMALLEST}
+
+
 class CreateCompositionRequest(BaseModel):
     """POST /jobs/{job_id}/compositions: a melody for the job's model to accompany, and how."""
 
@@ -138,7 +145,9 @@ class CreateCompositionRequest(BaseModel):
         float, Field(ge=compositions.TEMPERATURE_MIN, le=compositions.TEMPERATURE_MAX)
     ] = Field(
         default=compositions.DEFAULT_TEMPERATURE,
-        description="how adventurous the voices are: 0 is the likeliest line, higher samples more freely",
+        description="how adventurous the voices are: 0 is the likeliest line, higher samples more "
+                    f"freely; 0, or from {compositions.TEMPERATURE_SMALLEST:g} to 1",
+        json_schema_extra=_temperature_schema,
     )
     instruments: Any = Field(default=None, validate_default=True, json_schema_extra=_instruments_schema)
     name: Annotated[
@@ -146,6 +155,13 @@ class CreateCompositionRequest(BaseModel):
         Field(min_length=1, max_length=names.COMPOSITION_NAME_MAX, pattern=names.COMPOSITION_NAME_PATTERN),
     ] | None = Field(default=None, description="yours to choose; by default the melody and the seed",
                      json_schema_extra=not_null)
+
+    @field_validator("temperature")
+    @classmethod
+    def _storable_temperature(cls, value: float) -> float:
+        if 0 < value < compositions.TEMPERATURE_SMALLEST:
+            raise ValueError(f"0, or from {compositions.TEMPERATURE_SMALLEST:g} to 1, not {value!r}")
+        return value
 
     @field_validator("instruments", mode="before")
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from typing import Any, TypeVar
@@ -24,8 +26,12 @@ Model = TypeVar("Model", bound=BaseModel)
 
 
 def field_path(loc: tuple[int | str, ...]) -> str | None:
-    """pydantic's error location as the dotted field name a user sees (`hyperparameters.epochs`)."""
-    return ".".join(str(part) for part in loc) or None
+    """pydantic's error location as the dotted field name a user sees (`hyperparameters.epochs`);
+    None for no location (the model as a whole). A key that is empty or holds a dot is written
+    as its JSON string (`""`, `hyperparameters."a.b"`), so the name still points at one field."""
+    if not loc:
+        return None
+    return ".".join(json.dumps(part) if part == "" or "." in str(part) else str(part) for part in loc)
 
 
 def _first_error(error: ValidationError, prefix: str = "") -> InvalidFieldError:
@@ -39,11 +45,18 @@ def _first_error(error: ValidationError, prefix: str = "") -> InvalidFieldError:
     return InvalidFieldError(f"{prefix}{field}" if field else (prefix.rstrip(".") or None), message)
 
 
-def body_bytes(body: str | None, is_base64: bool, decoded: bytes | str | None) -> bytes:
-    raw = decoded if is_base64 else body
-    if raw is None:
+def body_bytes(body: str | None, is_base64: bool) -> bytes:
+    """The request's body as sent. A binary body arrives base64-encoded (`isBase64Encoded`); it is
+    decoded here to bytes, never to text (Powertools' `decoded_body` decodes it as UTF-8, which
+    raises on a body that is not: that is a 415 or a 400 to answer, not a crash)."""
+    if body is None:
         return b""
-    return raw if isinstance(raw, bytes) else raw.encode()
+    if is_base64:
+        try:
+            return base64.b64decode(body)
+        except (binascii.Error, ValueError) as e:
+            raise InvalidJsonError("the body is not valid base64 as its isBase64Encoded says") from e
+    return body.encode("utf-8", "surrogatepass")
 
 
 def parse_body(model: type[Model], raw: bytes, content_type: str | None) -> Model:

@@ -45,7 +45,7 @@ def _service() -> ComposeService:
 
 def create_composition(job_id: str) -> Response:
     event = app.current_event
-    raw = parsing.body_bytes(event.body, bool(event.is_base64_encoded), event.decoded_body)
+    raw = parsing.body_bytes(event.body, bool(event.is_base64_encoded))
     request = parsing.parse_body(CreateCompositionRequest, raw, event.headers.get("content-type"))
     return http.answer(
         "POST", "/jobs/{job_id}/compositions", _service().compose(http.owner(app), job_id, request)

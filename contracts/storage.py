@@ -25,6 +25,9 @@ EPOCH_ITEM = "epoch"
 IDEMPOTENCY_ITEM = "idempotency"
 COMPOSITION_ITEM = "composition"
 JOB_SORT_KEY_VALUE = "JOB"
+# A job item's note on what a STARTING job waits for (the local runner: training capacity);
+# the API shows it while the job is STARTING only.
+STATUS_MESSAGE = "status_message"
 EPOCH_SORT_KEY_PREFIX = "EPOCH#"
 # A user's composition lives under its job's partition, so deleting the job deletes it; its id
 # starts with its creation time (`names.new_composition_id`), so a descending Query of this

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
-from contracts import compositions, hyperparameters, names, routes
+from contracts import compositions, hyperparameters, names, routes, statuses, storage
 from contracts import instruments as instrument_presets
 from contracts.statuses import JobStatus
 from contracts.timestamps import iso_utc
@@ -221,6 +221,8 @@ def job_to_api(item: dict[str, Any]) -> dict[str, Any]:
         "hyperparameters": item["hyperparameters"],
         "melody": item["melody"],
         "progress": item.get("progress"),
+        # a note left from STARTING never outlives it
+        "status_message": item.get(storage.STATUS_MESSAGE) if item["status"] == statuses.STARTING else None,
         "failure_reason": item.get("failure_reason"),
         "outputs": {
             # The route that presigns the model: an s3:// address is of no use to a caller.

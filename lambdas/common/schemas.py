@@ -101,6 +101,9 @@ class Job(BaseModel):
     hyperparameters: StoredHyperparameters
     melody: SampleMelody | UploadedMelody
     progress: Progress | None
+    status_message: str | None = Field(
+        description="while STARTING, what the job waits for (locally: training capacity); else null"
+    )
     failure_reason: str | None
     outputs: Outputs
 

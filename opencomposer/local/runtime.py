@@ -3,10 +3,15 @@
 moto ends every invocation path (Invoke, event-source mappings, Step Functions' `lambda:invoke`)
 in `LambdaFunction._invoke_lambda`, which would start a Docker container. `LambdaRuntime.install`
 replaces that one method: the function's deployment package is unzipped once (Lambda's
-`/var/task`), and one worker process per function (`opencomposer.local.worker`) imports the
-handler once (the init phase) and then serves invocations one at a time, as a real execution
-environment does. Each function's log (handler output plus Lambda's START/END/REPORT lines)
-lands in `<logs>/<function name>.log`.
+`/var/task`), and worker processes (`opencomposer.local.worker`) import the handler once (the
+init phase) and then serve invocations one at a time each, as real execution environments do.
+
+Concurrency, as Lambda scales: an invocation takes an idle warm worker of its function, else
+starts another while the function has fewer than `concurrency` workers (Lambda's reserved
+concurrency; `OPENCOMPOSER_LAMBDA_CONCURRENCY`, default 4), else waits for one to be free. So
+a burst of requests is served side by side, and a slow one (a composition) holds up no other.
+Each function's log (handler output plus Lambda's START/END/REPORT lines, its workers' lines
+interleaved, as CloudWatch merges log streams) lands in `<logs>/<function name>.log`.
 
 A worker's replies are read by a thread of its own into a queue, so an invocation waits for its
 reply with a timeout on every system: `select` on a pipe, the obvious alternative, works on
@@ -44,14 +49,29 @@ _FAKE_CREDENTIALS = {
 }
 
 
-class LambdaRuntime:
-    """Warm worker processes for moto's Lambda functions, one per function."""
+ENV_CONCURRENCY = "OPENCOMPOSER_LAMBDA_CONCURRENCY"
+DEFAULT_CONCURRENCY = 4
 
-    def __init__(self, state_dir: Path, logs_dir: Path, endpoint_url: str) -> None:
+
+def concurrency_from_env() -> int:
+    """Workers per function at most: $OPENCOMPOSER_LAMBDA_CONCURRENCY, else DEFAULT_CONCURRENCY."""
+    raw = os.environ.get(ENV_CONCURRENCY, "").strip()
+    if not raw:
+        return DEFAULT_CONCURRENCY
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{ENV_CONCURRENCY} must be a whole number of workers, 1 or more (not {raw!r})")
+    return int(raw)
+
+
+class LambdaRuntime:
+    """Warm worker processes for moto's Lambda functions, up to `concurrency` per function."""
+
+    def __init__(self, state_dir: Path, logs_dir: Path, endpoint_url: str, concurrency: int = 1) -> None:
         self.code_root = state_dir / "lambda"
         self.logs_dir = logs_dir
         self.endpoint_url = endpoint_url
-        self._workers: dict[str, _Worker] = {}
+        self.concurrency = max(1, concurrency)
+        self._pools: dict[str, _Pool] = {}
         self._lock = threading.Lock()
         self._original: Callable[..., Any] | None = None
 
@@ -74,36 +94,44 @@ class LambdaRuntime:
             LambdaFunction._invoke_lambda = self._original  # type: ignore[method-assign]
             self._original = None
         with self._lock:
-            workers, self._workers = list(self._workers.values()), {}
-        for worker in workers:
-            worker.close()
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.retire(busy_too=True)
 
     def processes(self) -> list[subprocess.Popen[bytes]]:
-        """The worker processes, read without the lock (copying a dict's values is one step under
-        the GIL), so a signal handler may call it whatever another thread holds."""
-        return [worker.process for worker in list(self._workers.values())]
+        """The worker processes, read without a lock (copying a dict's values or a list is one
+        step under the GIL), so a signal handler may call it whatever another thread holds."""
+        return [worker.process for pool in list(self._pools.values()) for worker in list(pool.workers)]
 
     # --- invocation -------------------------------------------------------------------------
     def invoke(self, fn: Any, event: Any) -> tuple[str, bool, str]:
         """moto's contract: (response payload, errored, log tail)."""
-        worker = self._worker_for(fn)
-        return worker.invoke(event if event is not None else {}, float(fn.timeout or 3))
+        pool = self._pool_for(fn)
+        worker = pool.take()
+        try:
+            return worker.invoke(event if event is not None else {}, float(fn.timeout or 3))
+        finally:
+            pool.give_back(worker)
 
-    def prewarm(self, fn: Any) -> None:
-        """Start a function's worker now, so its init phase is not paid by the first request."""
-        self._worker_for(fn)
+    def prewarm(self, fn: Any, workers: int = 1) -> None:
+        """Start `workers` of the function's workers now (at most its concurrency), so their init
+        phase is not paid by the first requests; returns at once, they import meanwhile."""
+        pool = self._pool_for(fn)
+        taken = [pool.take() for _ in range(min(workers, self.concurrency))]
+        for worker in taken:
+            pool.give_back(worker)
 
-    def _worker_for(self, fn: Any) -> _Worker:
-        with self._lock:  # one code extraction and one worker per function, however many callers
+    def _pool_for(self, fn: Any) -> _Pool:
+        with self._lock:  # one code extraction and one pool per function, however many callers
             config = self._config(fn)
-            worker = self._workers.get(fn.function_arn)
-            if worker is not None and worker.config_key == config.key and worker.alive():
-                return worker
-            if worker is not None:
-                worker.close()
-            worker = _Worker(config)
-            self._workers[fn.function_arn] = worker
-            return worker
+            pool = self._pools.get(fn.function_arn)
+            if pool is not None and pool.config.key == config.key:
+                return pool
+            if pool is not None:  # new code or configuration: new environments, as Lambda starts
+                pool.retire()
+            pool = _Pool(config, self.concurrency)
+            self._pools[fn.function_arn] = pool
+            return pool
 
     def _config(self, fn: Any) -> _WorkerConfig:
         code = fn.code_bytes or b""
@@ -168,6 +196,59 @@ class _WorkerConfig:
         self.env = env
         self.log_path = log_path
         self.key = json.dumps([handler, str(code_dir), sorted(env.items())])
+
+
+class _Pool:
+    """A function's execution environments: idle ones are reused (the most recently used first,
+    as Lambda keeps warm the environments it used last), one is started while fewer than `limit`
+    exist, else the caller waits for one to be given back."""
+
+    def __init__(self, config: _WorkerConfig, limit: int) -> None:
+        self.config = config
+        self.limit = limit
+        self.workers: list[_Worker] = []  # every live one, busy or idle
+        self._idle: list[_Worker] = []
+        self._changed = threading.Condition()
+        self._retired = False
+
+    def take(self) -> _Worker:
+        with self._changed:
+            while True:
+                while self._idle:
+                    worker = self._idle.pop()
+                    if worker.alive():
+                        return worker
+                    self._forget(worker)
+                if len(self.workers) < self.limit:
+                    worker = _Worker(self.config)
+                    self.workers.append(worker)
+                    return worker
+                self._changed.wait()
+
+    def give_back(self, worker: _Worker) -> None:
+        with self._changed:
+            if worker.alive() and not self._retired:
+                self._idle.append(worker)
+            else:
+                self._forget(worker)
+                worker.close()
+            self._changed.notify()
+
+    def retire(self, busy_too: bool = False) -> None:
+        """Close the idle workers now, the busy ones as they are given back (or now too: the
+        runtime's end, whose invocations then answer a runtime error)."""
+        with self._changed:
+            self._retired = True
+            closing, self._idle = (list(self.workers) if busy_too else self._idle), []
+            for worker in closing:
+                self._forget(worker)
+            self._changed.notify_all()
+        for worker in closing:
+            worker.close()
+
+    def _forget(self, worker: _Worker) -> None:
+        with contextlib.suppress(ValueError):
+            self.workers.remove(worker)
 
 
 class _Worker:

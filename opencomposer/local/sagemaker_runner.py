@@ -10,6 +10,12 @@ moves the job `InProgress` → `Completed` / `Failed` / `Stopped`, uploads `mode
 SIGKILL after a grace period, as SageMaker does). Each job's output lands in
 `<logs>/<training job name>.log`. One module because it is one life cycle: the hooks, the run
 and its supervision share each job's state.
+
+Capacity. One machine is a small account: at most `max_trainings` trainings run at once (each
+given its share of the CPUs as `SM_NUM_CPUS`, which the training sizes its threads to), and the
+rest wait in the order they were created, `InProgress`/`Starting` as SageMaker shows a job
+waiting for instances. While one waits its job item says so (`status_message`, shown by the API
+while the job is STARTING); a stop ends a waiting job at once, without a process.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +37,7 @@ from typing import Any
 
 from moto.core.utils import utcnow
 
-from contracts import deployment, training
+from contracts import deployment, storage, training
 from opencomposer.local.processes import SIGKILL, die_with_parent, new_session, signal_group
 from opencomposer.local.s3_files import download_prefix, upload_prefix, upload_tar
 from opencomposer.local.sagemaker_container import (
@@ -48,6 +55,17 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAINING_PACKAGE_DIR = _REPO_ROOT / "training_container"
 # The image's entry point: `python -m gan.train` with the training package on PYTHONPATH.
 DEFAULT_ENTRY_POINT: tuple[str, ...] = (sys.executable, "-m", "gan.train")
+# What a waiting job's item says (`status_message`) until its training starts.
+WAITING_FOR_CAPACITY = (
+    "waiting for training capacity: {limit} training(s) at a time on this machine "
+    "(OPENCOMPOSER_MAX_TRAININGS); it starts when those before it end"
+)
+
+
+def default_max_trainings(cpus: int) -> int:
+    """One training per two CPUs, at least one: each gets two threads, where more trainings at
+    once would only share the same cores more slowly (and answer the API more slowly too)."""
+    return max(1, cpus // 2)
 
 
 @dataclass
@@ -70,6 +88,9 @@ class SageMakerRunner:
         pythonpath: Sequence[Path] = (TRAINING_PACKAGE_DIR,),
         stop_grace_s: float = 10.0,
         s3_client_factory: Callable[[], Any] | None = None,
+        max_trainings: int = 1,
+        cpus: int = 1,
+        dynamodb_client_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.jobs_dir = state_dir / "training"
         self.logs_dir = logs_dir
@@ -77,7 +98,15 @@ class SageMakerRunner:
         self.entry_point = list(entry_point)
         self.pythonpath = [str(p) for p in pythonpath]
         self.stop_grace_s = stop_grace_s
-        self._s3_factory = s3_client_factory or self._default_s3
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self._s3_factory = s3_client_factory or (lambda: self._default_client("s3"))
+        self._dynamodb_factory = dynamodb_client_factory or (lambda: self._default_client("dynamodb"))
+        self.max_trainings = max(1, max_trainings)
+        self.cpus_each = max(1, cpus // self.max_trainings)
+        self._capacity = threading.Condition()  # guards _waiting and _active
+        self._waiting: deque[str] = deque()  # runs waiting for a slot, oldest first
+        self._active = 0
         self._runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
         self._originals: dict[str, Any] = {}
@@ -153,6 +182,8 @@ class SageMakerRunner:
         run.job.training_job_status = "Stopping"
         self._secondary(run.job, "Stopping", "Stopping the training job")
         run.stop_requested.set()
+        with self._capacity:  # a job waiting for a slot ends now
+            self._capacity.notify_all()
         process = run.process
         if process is not None and process.poll() is None:
             signal_group(process, signal.SIGTERM)
@@ -223,6 +254,72 @@ class SageMakerRunner:
                 self._runs.pop(run.name, None)
 
     def _train(self, run: _Run) -> tuple[str, str, str | None]:
+        if not self._acquire(run):
+            return "Stopped", run.stop_reason, None
+        try:
+            return self._train_in_slot(run)
+        finally:
+            with self._capacity:
+                self._active -= 1
+                self._capacity.notify_all()
+
+    def _acquire(self, run: _Run) -> bool:
+        """Wait, in creation order, for one of the `max_trainings` slots; False if the job was
+        stopped while it waited. The note goes to the job item outside the lock (a network call)."""
+        with self._capacity:
+            self._waiting.append(run.name)
+            waits = not self._may_start(run.name)
+        if waits:
+            message = WAITING_FOR_CAPACITY.format(limit=self.max_trainings)
+            self._secondary(run.job, "Starting", message)
+            self._note(run, message)
+        with self._capacity:
+            try:
+                while not self._may_start(run.name):
+                    if run.stop_requested.is_set():
+                        return False
+                    self._capacity.wait(timeout=5.0)  # a slot freed or a stop notifies; 5 s: a backstop
+                self._active += 1
+            finally:
+                self._waiting.remove(run.name)
+                self._capacity.notify_all()
+        if waits:
+            self._note(run, None)
+        return True
+
+    def _may_start(self, name: str) -> bool:
+        """The oldest waiting, with a slot free (call with `_capacity` held)."""
+        return self._waiting[0] == name and self._active < self.max_trainings
+
+    def _note(self, run: _Run, message: str | None) -> None:
+        """The job item's `status_message` set (or removed), best effort: a job deleted or moved
+        on meanwhile keeps what it has, and a table that cannot be reached only loses the note."""
+        environment = getattr(run.job, "environment", None) or {}
+        table, job_id = environment.get(training.ENV_TABLE), environment.get(training.ENV_JOB_ID)
+        if not table or not job_id:
+            return
+        key = {name: {"S": value} for name, value in storage.job_key(job_id).items()}
+        try:
+            if message is None:
+                self._dynamodb_factory().update_item(
+                    TableName=table,
+                    Key=key,
+                    UpdateExpression=f"REMOVE {storage.STATUS_MESSAGE}",
+                    ConditionExpression=f"attribute_exists({storage.PARTITION_KEY})",
+                )
+            else:
+                self._dynamodb_factory().update_item(
+                    TableName=table,
+                    Key=key,
+                    UpdateExpression=f"SET {storage.STATUS_MESSAGE} = :m",
+                    ConditionExpression="#s = :starting",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={":m": {"S": message}, ":starting": {"S": "STARTING"}},
+                )
+        except Exception as e:  # noqa: BLE001 - the note is a courtesy, the training goes on
+            log.info("training job %s: status note not written: %s", run.name, e)
+
+    def _train_in_slot(self, run: _Run) -> tuple[str, str, str | None]:
         job = run.job
         paths = JobPaths(self.jobs_dir / run.name)
         paths.create()
@@ -271,7 +368,7 @@ class SageMakerRunner:
             endpoint_url=self.endpoint_url,
             python_path=self.pythonpath,
             host_environ=os.environ,
-            cpu_count=os.cpu_count() or 1,
+            cpu_count=self.cpus_each,
         )
         argv = container_argv(self.entry_point, hyperparameters)
 
@@ -326,16 +423,22 @@ class SageMakerRunner:
             channels.append(name)
         return channels
 
-    def _default_s3(self) -> Any:
+    def _default_client(self, service: str) -> Any:
+        """One client per service for every job's thread (botocore clients are thread-safe;
+        making one loads its service model again, which a burst of jobs felt)."""
         import boto3
 
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name=os.environ.get("AWS_DEFAULT_REGION", deployment.LOCAL_REGION),
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        with self._clients_lock:  # boto3's default session is not safe to share between threads
+            client = self._clients.get(service)
+            if client is None:
+                client = self._clients[service] = boto3.session.Session().client(
+                    service,
+                    endpoint_url=self.endpoint_url,
+                    region_name=os.environ.get("AWS_DEFAULT_REGION", deployment.LOCAL_REGION),
+                    aws_access_key_id="testing",
+                    aws_secret_access_key="testing",
+                )
+            return client
 
     @staticmethod
     def _secondary(job: Any, status: str, message: str) -> None:

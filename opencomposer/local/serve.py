@@ -149,6 +149,9 @@ def main() -> int:
             f"cannot start the local stack on port {api_port()}: {e} (set OPENCOMPOSER_PORT)", file=sys.stderr
         )
         return 1
+    except ValueError as e:  # a setting that makes no sense, named by the message
+        print(f"cannot start the local stack: {e}", file=sys.stderr)
+        return 1
     code = 0
     try:
         if stopper.requested_at is None:

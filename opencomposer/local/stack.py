@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contracts import deployment
+from contracts import deployment, functions
+from gan.cpus import usable_cpus
 from opencomposer.local.front_door import FrontDoor
 from opencomposer.local.processes import SIGKILL, signal_group
 from opencomposer.local.resources import CreatedResources, LocalNames, create_all, local_functions
-from opencomposer.local.runtime import LambdaRuntime
-from opencomposer.local.sagemaker_runner import DEFAULT_ENTRY_POINT, SageMakerRunner
+from opencomposer.local.runtime import LambdaRuntime, concurrency_from_env
+from opencomposer.local.sagemaker_runner import DEFAULT_ENTRY_POINT, SageMakerRunner, default_max_trainings
 from opencomposer.local.stream_delivery import StreamDelivery
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,19 @@ def api_port() -> int:
     return int(os.environ.get(deployment.ENV_LOCAL_PORT) or deployment.DEFAULT_LOCAL_PORT)
 
 
+ENV_MAX_TRAININGS = "OPENCOMPOSER_MAX_TRAININGS"
+
+
+def max_trainings() -> int:
+    """Trainings at once: $OPENCOMPOSER_MAX_TRAININGS, else one per two usable CPUs."""
+    raw = os.environ.get(ENV_MAX_TRAININGS, "").strip()
+    if not raw:
+        return default_max_trainings(usable_cpus())
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{ENV_MAX_TRAININGS} must be a whole number of trainings, 1 or more (not {raw!r})")
+    return int(raw)
+
+
 @dataclass
 class LocalStackOptions:
     home: Path | None = None
@@ -61,6 +75,7 @@ class LocalStackOptions:
     training_entry_point: Sequence[str] = DEFAULT_ENTRY_POINT
     stop_grace_s: float = 10.0
     names: LocalNames = LocalNames()
+    max_trainings: int | None = None  # trainings at once; None: `max_trainings()`
 
 
 class LocalStack:
@@ -113,7 +128,9 @@ class LocalStack:
             self._set_env({**_FAKE_ENV, "MOTO_PORT": str(port)})
             self._configure_moto({"stepfunctions": {"execute_state_machine": True}})
 
-            self.runtime = LambdaRuntime(self.home, self.logs_dir, self.moto_url)
+            self.runtime = LambdaRuntime(
+                self.home, self.logs_dir, self.moto_url, concurrency=concurrency_from_env()
+            )
             self.runtime.install()
             self.delivery = StreamDelivery()
             self.delivery.install()
@@ -123,6 +140,8 @@ class LocalStack:
                 self.moto_url,
                 entry_point=self.options.training_entry_point,
                 stop_grace_s=self.options.stop_grace_s,
+                max_trainings=self.options.max_trainings or max_trainings(),
+                cpus=usable_cpus(),
             )
             self.runner.install()
             self._install_sync_integration()
@@ -229,17 +248,20 @@ class LocalStack:
 
     # --- pieces -----------------------------------------------------------------------------------
     def _install_sync_integration(self) -> None:
-        """`sagemaker:createTrainingJob.sync` for moto's interpreter (its own module)."""
-        from opencomposer.local import stepfunctions_sagemaker
+        """`sagemaker:createTrainingJob.sync` for moto's interpreter, and the interpreter's
+        speed-ups (their own modules)."""
+        from opencomposer.local import stepfunctions_sagemaker, stepfunctions_speed
 
         self._sync_integration = stepfunctions_sagemaker
         stepfunctions_sagemaker.install()
+        stepfunctions_speed.install()  # after: it also shares the integration's clients
 
     def _uninstall_sync_integration(self) -> None:
         if self._sync_integration is not None:
-            uninstall = getattr(self._sync_integration, "uninstall", None)
-            if uninstall is not None:
-                uninstall()
+            from opencomposer.local import stepfunctions_speed
+
+            stepfunctions_speed.uninstall()
+            self._sync_integration.uninstall()
             self._sync_integration = None
 
     def _drain_executions(self, timeout_s: float = 10.0) -> None:
@@ -263,7 +285,9 @@ class LocalStack:
         assert self.runtime is not None
         backend = lambda_backends[self.names.account][self.names.region]
         for spec in local_functions():
-            self.runtime.prewarm(backend.get_function(self.names.function_name(spec.key)))
+            # the API's whole concurrency: a burst of requests then meets no cold start
+            workers = self.runtime.concurrency if spec.key == functions.API.key else 1
+            self.runtime.prewarm(backend.get_function(self.names.function_name(spec.key)), workers)
 
     def _configure_moto(self, config: dict[str, Any]) -> None:
         self._post_moto("/moto-api/config", config)

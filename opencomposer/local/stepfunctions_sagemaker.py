@@ -7,7 +7,10 @@ It behaves as Step Functions does on AWS for this integration:
 
 - CreateTrainingJob is called with the task's Parameters; an API error fails the task with
   `SageMaker.<ErrorCode>` (so a Retry on `SageMaker.ThrottlingException` works);
-- the task then polls DescribeTrainingJob until the job is Completed, Failed or Stopped;
+- the task then polls the job until it is Completed, Failed or Stopped (moto's interpreter
+  every 0.5 s: here each poll reads the job's status in moto's backend, in this process, and
+  only the last one calls DescribeTrainingJob; 200 executions each calling it twice a second
+  over HTTP kept a core busy answering them, and the API slow, while a backlog waited);
 - Completed: the description is the task's result; Failed/Stopped: the task fails with
   `States.TaskFailed` and the description as its Cause (JSON, `FailureReason` included), which
   is what the state machine reads its failure reason from.
@@ -135,7 +138,12 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
         name = normalised_parameters["TrainingJobName"]
         sagemaker = self._client(resource_runtime_part.region, state_credentials)
 
+        region = resource_runtime_part.region
+        account = resource_runtime_part.account
+
         def resolve() -> Any | None:
+            if _status_in_backend(account, region, name) in _STILL_RUNNING:
+                return None
             description = sagemaker.describe_training_job(TrainingJobName=name)
             description.pop("ResponseMetadata", None)
             status = description.get("TrainingJobStatus")
@@ -149,6 +157,20 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
             return None  # InProgress or Stopping: poll again
 
         return resolve
+
+
+_STILL_RUNNING: Final = {"InProgress", "Stopping"}
+
+
+def _status_in_backend(account: str, region: str, name: str) -> str | None:
+    """The training job's status as moto holds it (None where it cannot tell: then the poll asks
+    DescribeTrainingJob, as it would on AWS)."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    try:
+        return str(sagemaker_backends[account][region].training_jobs[name].training_job_status)
+    except (KeyError, AttributeError):
+        return None
 
 
 _original_factory: Callable[..., StateTaskService] | None = None

@@ -371,6 +371,18 @@ def test_a_next_token_of_another_caller_is_refused(aws: None) -> None:
 
 
 # --- GET /jobs/{id} -----------------------------------------------------------------------------
+def test_a_starting_job_says_what_it_waits_for_and_only_while_starting(aws: None) -> None:
+    waiting, started = "b" * 32, "c" * 32
+    note = "waiting for training capacity"
+    put_job_item(waiting, "STARTING", status_message=note)
+    put_job_item(started, "TRAINING", status_message=note)  # a note the runner had no time to remove
+
+    assert call_api("GET", f"/jobs/{waiting}").body["status_message"] == note
+    assert call_api("GET", f"/jobs/{started}").body["status_message"] is None
+    listed = {j["job_id"]: j["status_message"] for j in call_api("GET", "/jobs").body["jobs"]}
+    assert listed == {waiting: note, started: None}
+
+
 def test_get_returns_the_job_as_designed(aws: None) -> None:
     job_id = "a" * 32
     put_job_item(
@@ -386,7 +398,7 @@ def test_get_returns_the_job_as_designed(aws: None) -> None:
 
     assert set(job) == {
         "job_id", "name", "status", "created_at", "updated_at", "hyperparameters", "melody",
-        "progress", "failure_reason", "outputs",
+        "progress", "status_message", "failure_reason", "outputs",
     }  # fmt: skip
     assert job["outputs"] == {"model": f"/jobs/{job_id}/model", "compositions": ["final"]}
     assert job["progress"]["epoch"] == 2

@@ -17,6 +17,8 @@ import pytest
 from opencomposer.local.runtime import LambdaRuntime
 from opencomposer.local.stream_delivery import StreamDelivery
 
+CONCURRENCY = 2  # workers per function at most
+
 HANDLER_SOURCE = '''
 import json, os, pathlib, time
 
@@ -34,6 +36,12 @@ def handle(event, context):
         "remaining_ms": context.get_remaining_time_in_millis(),
         "event": event,
     }
+
+def span(event, context):
+    """When this invocation ran, and where."""
+    started = time.time()
+    time.sleep(event["sleep"])
+    return {"pid": os.getpid(), "started": started, "ended": time.time()}
 
 def where(event, context):
     """Where a package the working tree also has was imported from."""
@@ -61,7 +69,7 @@ def stream(event, context):
 
 @pytest.fixture()
 def moto(tmp_path: Path, moto_server: str) -> Iterator[dict[str, Any]]:
-    runtime = LambdaRuntime(tmp_path, tmp_path / "logs", moto_server)
+    runtime = LambdaRuntime(tmp_path, tmp_path / "logs", moto_server, concurrency=CONCURRENCY)
     delivery = StreamDelivery(max_backoff_s=0.2)
     runtime.install()
     delivery.install()
@@ -123,6 +131,27 @@ def test_invoke_runs_the_handler_in_a_warm_worker_with_the_function_environment(
     assert first["pid"] == second["pid"], "the execution environment is reused"
     log = (moto["tmp"] / "logs" / "tiny.log").read_text()
     assert 'handled {"n": 2}' in log and "START RequestId" in log and "REPORT RequestId" in log
+
+
+def test_invocations_at_once_run_side_by_side_up_to_the_functions_concurrency(moto: dict[str, Any]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    _function(moto, "span", "tiny.span", {})
+    warm, _ = _invoke(moto, "span", {"sleep": 0})
+
+    with ThreadPoolExecutor(5) as pool:
+        spans = [reply for reply, _ in pool.map(lambda _: _invoke(moto, "span", {"sleep": 0.6}), range(5))]
+
+    # never more than CONCURRENCY at a time, and that many did run at once
+    edges = sorted([(s["started"], 1) for s in spans] + [(s["ended"], -1) for s in spans])
+    running, most = 0, 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    assert most == CONCURRENCY
+    # in that many environments, the warm one among them
+    pids = {s["pid"] for s in spans}
+    assert len(pids) == CONCURRENCY and warm["pid"] in pids
 
 
 def test_the_handlers_come_from_the_deployment_package_not_the_installed_project(
@@ -237,3 +266,16 @@ def _wait_for_files(folder: Path, name: str) -> None:
     while not (folder / name).exists():
         assert time.monotonic() < deadline, f"{name} never appeared"
         time.sleep(0.05)
+
+
+def test_the_concurrency_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opencomposer.local import runtime
+
+    monkeypatch.delenv(runtime.ENV_CONCURRENCY, raising=False)
+    assert runtime.concurrency_from_env() == runtime.DEFAULT_CONCURRENCY
+    monkeypatch.setenv(runtime.ENV_CONCURRENCY, "8")
+    assert runtime.concurrency_from_env() == 8
+    for bad in ("0", "many", "2.5"):
+        monkeypatch.setenv(runtime.ENV_CONCURRENCY, bad)
+        with pytest.raises(ValueError, match="OPENCOMPOSER_LAMBDA_CONCURRENCY must be a whole number"):
+            runtime.concurrency_from_env()

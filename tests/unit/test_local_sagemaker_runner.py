@@ -18,7 +18,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from contracts import training
+from contracts import storage, training
 from opencomposer.local.sagemaker_container import JobPaths, container_argv, container_environment
 from opencomposer.local.sagemaker_runner import SageMakerRunner
 
@@ -361,3 +361,126 @@ def test_a_stop_reaches_the_training_without_process_groups_or_a_parent_death_si
         assert "ignoring SIGTERM" in log and f"exited with code -{int(signal.SIGKILL)}" in log
     else:
         assert f"exited with code -{int(signal.SIGTERM)}" in log
+
+
+# --- capacity: at most max_trainings at once, the rest waiting in order ------------------------
+@pytest.fixture()
+def two_slots(tmp_path: Path, moto_server: str) -> Iterator[dict[str, Any]]:
+    """A runner of 2 trainings at once on 4 CPUs, and a jobs table whose items it notes."""
+    url = moto_server
+    script = tmp_path / "train.py"
+    script.write_text("import os\nprint('cpus', os.environ['SM_NUM_CPUS'], flush=True)\n" + SCRIPT)
+    runner = SageMakerRunner(
+        tmp_path / "state", tmp_path / "logs", url, entry_point=[sys.executable, str(script)],
+        pythonpath=[], stop_grace_s=0.5, max_trainings=2, cpus=4,
+    )  # fmt: skip
+    runner.install()
+    s3 = boto3.client("s3", endpoint_url=url)
+    s3.create_bucket(Bucket="art")
+    s3.put_object(Bucket="art", Key="jobs/j1/input/melody.mid", Body=b"MThd-fake")
+    dynamodb = boto3.resource("dynamodb", endpoint_url=url)
+    table = dynamodb.create_table(
+        TableName="capacity-jobs",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    try:
+        yield {"url": url, "runner": runner, "s3": s3, "tmp": tmp_path, "table": table,
+               "sm": boto3.client("sagemaker", endpoint_url=url)}  # fmt: skip
+    finally:
+        runner.uninstall()
+        table.delete()
+
+
+def _create_noted(stack: dict[str, Any], name: str, mode: str = "hang") -> None:
+    """A training job whose job item (STARTING) is in the stack's table, as the pipeline's are."""
+    stack["table"].put_item(Item={**storage.job_key(name), "status": "STARTING"})
+    environment = {training.ENV_TABLE: "capacity-jobs", training.ENV_JOB_ID: name}
+    _create(stack, name, mode=mode, environment=environment)
+
+
+def _secondary(stack: dict[str, Any], name: str) -> tuple[str, str]:
+    last = stack["sm"].describe_training_job(TrainingJobName=name)["SecondaryStatusTransitions"][-1]
+    return last["Status"], last["StatusMessage"]
+
+
+def _note(stack: dict[str, Any], name: str) -> str | None:
+    return stack["table"].get_item(Key=storage.job_key(name))["Item"].get(storage.STATUS_MESSAGE)
+
+
+def _until(condition: Any, what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_trainings_beyond_capacity_wait_visibly_and_start_in_order(two_slots: dict[str, Any]) -> None:
+    for name in ("first", "second", "third", "fourth"):
+        _create_noted(two_slots, name)
+    _wait_for_log(two_slots, "first", "training forever")
+    _wait_for_log(two_slots, "second", "training forever")
+    logs = two_slots["tmp"] / "logs"
+
+    # the third and fourth wait, InProgress, saying why, in the job item too; no process for them
+    for name in ("third", "fourth"):
+        job = two_slots["sm"].describe_training_job(TrainingJobName=name)
+        assert job["TrainingJobStatus"] == "InProgress"
+        status, message = _secondary(two_slots, name)
+        assert status == "Starting" and "waiting for training capacity" in message
+        assert "2 training(s) at a time" in (_note(two_slots, name) or "")
+        assert not (logs / f"{name}.log").exists()
+    # each running training gets half of the 4 CPUs
+    assert "cpus 2" in (logs / "first.log").read_text()
+
+    # one ends: the oldest waiting one starts (not the newest), its note gone
+    two_slots["sm"].stop_training_job(TrainingJobName="first")
+    _wait_for_log(two_slots, "third", "training forever")
+    _until(lambda: _note(two_slots, "third") is None, "the third's note to go")
+    assert not (logs / "fourth.log").exists()
+    assert _note(two_slots, "fourth") is not None
+
+    # a waiting job stopped ends Stopped at once, never having run
+    two_slots["sm"].stop_training_job(TrainingJobName="fourth")
+    assert _wait(two_slots, "fourth", timeout=5)["TrainingJobStatus"] == "Stopped"
+    assert not (logs / "fourth.log").exists()
+    for name in ("second", "third"):
+        two_slots["sm"].stop_training_job(TrainingJobName=name)
+        assert _wait(two_slots, name)["TrainingJobStatus"] == "Stopped"
+
+
+def test_stop_all_ends_the_waiting_ones_too(two_slots: dict[str, Any]) -> None:
+    for name in ("a", "b", "c", "d", "e"):
+        _create_noted(two_slots, name)
+    _wait_for_log(two_slots, "b", "training forever")
+
+    started = time.monotonic()
+    two_slots["runner"].stop_all(timeout_s=10)
+
+    assert time.monotonic() - started < 10
+    for name in ("a", "b", "c", "d", "e"):
+        assert two_slots["sm"].describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "Stopped"
+    assert not any((two_slots["tmp"] / "logs" / f"{n}.log").exists() for n in ("c", "d", "e"))
+
+
+def test_the_default_capacity_is_one_training_per_two_cpus() -> None:
+    from opencomposer.local.sagemaker_runner import default_max_trainings
+
+    assert [default_max_trainings(n) for n in (1, 2, 3, 4, 16)] == [1, 1, 1, 2, 8]
+
+
+def test_max_trainings_comes_from_the_environment_or_says_what_is_wrong(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opencomposer.local import stack
+
+    monkeypatch.setenv(stack.ENV_MAX_TRAININGS, "3")
+    assert stack.max_trainings() == 3
+    for bad in ("0", "-1", "two", "1.5"):
+        monkeypatch.setenv(stack.ENV_MAX_TRAININGS, bad)
+        with pytest.raises(ValueError, match="OPENCOMPOSER_MAX_TRAININGS must be a whole number"):
+            stack.max_trainings()

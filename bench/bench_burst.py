@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from bench.bench_api import _percentiles
+from bench.local import local_stack
 from opencomposer.client import ApiError, Client
-from opencomposer.local.stack import LocalStack, LocalStackOptions
+from opencomposer.local.stack import LocalStack
 
 JOBS = int(os.environ.get("OPENCOMPOSER_BENCH_BURST_JOBS", "200"))
 THREADS = 20
@@ -67,79 +66,74 @@ def _executions(stack: LocalStack) -> list[str]:
 
 
 def main() -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="opencomposer-bench-") as home:
-        stack = LocalStack(LocalStackOptions(home=Path(home), port=0, stop_grace_s=5))
-        stack.start()
-        try:
-            client = Client(stack.api_url, timeout=60)
-            assert stack.runner is not None and stack.runtime is not None
-            print(
-                f"local stack: {stack.runner.max_trainings} training(s) at once, "
-                f"{stack.runtime.concurrency} Lambda workers per function",
-                flush=True,
-            )
-            # warm: the api's workers have imported their handler (the stack starts them at once,
-            # they import meanwhile), as a stack that has been up for a few seconds
-            with ThreadPoolExecutor(stack.runtime.concurrency) as pool:
-                list(pool.map(lambda _: client.list(limit=1), range(4 * stack.runtime.concurrency)))
-            started = time.perf_counter()
-            with ThreadPoolExecutor(THREADS) as pool:
-                answers = list(pool.map(lambda _: _post(client), range(JOBS)))
-            burst_s = time.perf_counter() - started
-            codes: dict[int, int] = {}
-            for _, code, _ in answers:
-                codes[code] = codes.get(code, 0) + 1
-            ids = [job_id for _, _, job_id in answers if job_id]
-            post = _percentiles([s for s, _, _ in answers])
-            print(
-                f"burst: {JOBS} POST /jobs from {THREADS} threads in {burst_s:.1f} s: {codes}; {post}",
-                flush=True,
-            )
+    with local_stack() as stack:
+        client = Client(stack.api_url, timeout=60)
+        assert stack.runner is not None and stack.runtime is not None
+        print(
+            f"local stack: {stack.runner.max_trainings} training(s) at once, "
+            f"{stack.runtime.concurrency} Lambda workers per function",
+            flush=True,
+        )
+        # warm: the api's workers have imported their handler (the stack starts them at once,
+        # they import meanwhile), as a stack that has been up for a few seconds
+        with ThreadPoolExecutor(stack.runtime.concurrency) as pool:
+            list(pool.map(lambda _: client.list(limit=1), range(4 * stack.runtime.concurrency)))
+        started = time.perf_counter()
+        with ThreadPoolExecutor(THREADS) as pool:
+            answers = list(pool.map(lambda _: _post(client), range(JOBS)))
+        burst_s = time.perf_counter() - started
+        codes: dict[int, int] = {}
+        for _, code, _ in answers:
+            codes[code] = codes.get(code, 0) + 1
+        ids = [job_id for _, _, job_id in answers if job_id]
+        post = _percentiles([s for s, _, _ in answers])
+        print(
+            f"burst: {JOBS} POST /jobs from {THREADS} threads in {burst_s:.1f} s: {codes}; {post}",
+            flush=True,
+        )
 
-            listed = [j["job_id"] for j in _all_jobs(client)]
-            deadline = time.monotonic() + 120
-            while len(executions := _executions(stack)) < len(ids) and time.monotonic() < deadline:
-                time.sleep(0.5)
-            lost = len(set(ids) - set(listed))
-            doubled = len(listed) - len(set(listed))
-            print(
-                f"jobs listed {len(listed)} ({lost} lost, {doubled} doubled); executions {len(executions)} "
-                f"({len(executions) - len(set(executions))} doubled)",
-                flush=True,
-            )
+        listed = [j["job_id"] for j in _all_jobs(client)]
+        deadline = time.monotonic() + 120
+        while len(executions := _executions(stack)) < len(ids) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        lost = len(set(ids) - set(listed))
+        doubled = len(listed) - len(set(listed))
+        print(
+            f"jobs listed {len(listed)} ({lost} lost, {doubled} doubled); executions {len(executions)} "
+            f"({len(executions) - len(set(executions))} doubled)",
+            flush=True,
+        )
 
-            rng = random.Random(0)
-            gets = []
-            for _ in range(GETS):
-                job_id = rng.choice(ids)
-                t = time.perf_counter()
-                client.get(job_id)
-                gets.append(time.perf_counter() - t)
-            get = _percentiles(gets)
+        rng = random.Random(0)
+        gets = []
+        for _ in range(GETS):
+            job_id = rng.choice(ids)
+            t = time.perf_counter()
+            client.get(job_id)
+            gets.append(time.perf_counter() - t)
+        get = _percentiles(gets)
+        jobs = _all_jobs(client)
+        by_status: dict[str, int] = {}
+        for j in jobs:
+            by_status[j["status"]] = by_status.get(j["status"], 0) + 1
+        waiting = sum(1 for j in jobs if j.get("status_message"))
+        print(f"GET /jobs/{{id}} x {GETS} while the backlog waits: {get}; {by_status}, {waiting} waiting "
+              "for capacity", flush=True)  # fmt: skip
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(THREADS) as pool:
+            list(pool.map(lambda job_id: _stop(client, job_id), ids))
+        while True:
             jobs = _all_jobs(client)
-            by_status: dict[str, int] = {}
-            for j in jobs:
-                by_status[j["status"]] = by_status.get(j["status"], 0) + 1
-            waiting = sum(1 for j in jobs if j.get("status_message"))
-            print(f"GET /jobs/{{id}} x {GETS} while the backlog waits: {get}; {by_status}, {waiting} waiting "
-                  "for capacity", flush=True)  # fmt: skip
-
-            started = time.perf_counter()
-            with ThreadPoolExecutor(THREADS) as pool:
-                list(pool.map(lambda job_id: _stop(client, job_id), ids))
-            while True:
-                jobs = _all_jobs(client)
-                left = [j for j in jobs if j["status"] not in FINAL]
-                if not left or time.perf_counter() - started > 300:
-                    break
-                time.sleep(0.5)
-            stop_s = time.perf_counter() - started
-            ended: dict[str, int] = {}
-            for j in jobs:
-                ended[j["status"]] = ended.get(j["status"], 0) + 1
-            print(f"stop all: every job final after {stop_s:.1f} s: {ended}", flush=True)
-        finally:
-            stack.stop()
+            left = [j for j in jobs if j["status"] not in FINAL]
+            if not left or time.perf_counter() - started > 300:
+                break
+            time.sleep(0.5)
+        stop_s = time.perf_counter() - started
+        ended: dict[str, int] = {}
+        for j in jobs:
+            ended[j["status"]] = ended.get(j["status"], 0) + 1
+        print(f"stop all: every job final after {stop_s:.1f} s: {ended}", flush=True)
     return {
         "jobs": JOBS,
         "threads": THREADS,

@@ -22,14 +22,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.bench_api import _percentiles
+from bench.local import local_stack
 from opencomposer.client import Client
-from opencomposer.local.stack import LocalStack, LocalStackOptions
 
 REQUESTS = int(os.environ.get("OPENCOMPOSER_BENCH_COMPOSE_REQUESTS", "100"))
 EPOCHS = 3
@@ -67,49 +66,44 @@ def _cold_start(model: Path) -> dict[str, float]:
 
 
 def main() -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="opencomposer-bench-") as home:
-        stack = LocalStack(LocalStackOptions(home=Path(home), port=0, stop_grace_s=5))
-        stack.start()
-        try:
-            client = Client(stack.api_url, timeout=60)
-            job = client.submit({"name": "bench-compose", "hyperparameters": {"epochs": EPOCHS}})
-            done = client.wait(job["job_id"], interval=0.5, timeout=600)
-            if done["status"] != "COMPLETED":
-                raise RuntimeError(f"the bench's job ended {done['status']}: {done.get('failure_reason')}")
-            print(f"trained a {EPOCHS}-epoch default-size model: job {job['job_id']}", flush=True)
+    with local_stack() as stack:
+        client = Client(stack.api_url, timeout=60)
+        job = client.submit({"name": "bench-compose", "hyperparameters": {"epochs": EPOCHS}})
+        done = client.wait(job["job_id"], interval=0.5, timeout=600)
+        if done["status"] != "COMPLETED":
+            raise RuntimeError(f"the bench's job ended {done['status']}: {done.get('failure_reason')}")
+        print(f"trained a {EPOCHS}-epoch default-size model: job {job['job_id']}", flush=True)
 
+        started = time.perf_counter()
+        first = client.compose(job["job_id"], sample=MELODY, seed=0)
+        first_s = time.perf_counter() - started
+        print(
+            f"first composition after start: {first_s * 1000:.0f} ms ({first['bars']} bars; "
+            f"target {TARGETS_MS['first']} ms)",
+            flush=True,
+        )
+        samples = []
+        for seed in range(1, REQUESTS + 1):
             started = time.perf_counter()
-            first = client.compose(job["job_id"], sample=MELODY, seed=0)
-            first_s = time.perf_counter() - started
-            print(
-                f"first composition after start: {first_s * 1000:.0f} ms ({first['bars']} bars; "
-                f"target {TARGETS_MS['first']} ms)",
-                flush=True,
-            )
-            samples = []
-            for seed in range(1, REQUESTS + 1):
-                started = time.perf_counter()
-                client.compose(job["job_id"], sample=MELODY, seed=seed)
-                samples.append(time.perf_counter() - started)
-            warm = _percentiles(samples)
-            print(
-                f"POST /jobs/{{id}}/compositions over {REQUESTS} ({first['bars']} bars): {warm} "
-                f"(targets p50 {TARGETS_MS['p50']} ms, p99 {TARGETS_MS['p99']} ms)",
-                flush=True,
-            )
+            client.compose(job["job_id"], sample=MELODY, seed=seed)
+            samples.append(time.perf_counter() - started)
+        warm = _percentiles(samples)
+        print(
+            f"POST /jobs/{{id}}/compositions over {REQUESTS} ({first['bars']} bars): {warm} "
+            f"(targets p50 {TARGETS_MS['p50']} ms, p99 {TARGETS_MS['p99']} ms)",
+            flush=True,
+        )
 
-            model = Path(home) / "model.tar.gz"
-            client.fetch(client.model(job["job_id"])["url"], model)
-            cold = _cold_start(model)
-            estimate = cold["import_s"] + cold["model_load_s"]
-            print(
-                f"compose image cold start, measured here: import {cold['import_s']:.2f} s + model load "
-                f"{cold['model_load_s']:.3f} s = {estimate:.2f} s (Lambda adds the image fetch and its "
-                "runtime's start)",
-                flush=True,
-            )
-        finally:
-            stack.stop()
+        model = stack.home / "model.tar.gz"
+        client.fetch(client.model(job["job_id"])["url"], model)
+        cold = _cold_start(model)
+        estimate = cold["import_s"] + cold["model_load_s"]
+        print(
+            f"compose image cold start, measured here: import {cold['import_s']:.2f} s + model load "
+            f"{cold['model_load_s']:.3f} s = {estimate:.2f} s (Lambda adds the image fetch and its "
+            "runtime's start)",
+            flush=True,
+        )
     return {
         "melody": MELODY,
         "bars": first["bars"],

@@ -152,6 +152,17 @@ def _open(driver: Any, url: str) -> None:
     _wait(lambda: not _all(driver, "main > p.muted") or _all(driver, "main h1"), what=f"{url} to render")
 
 
+def _reaches_by_itself(driver: Any, status: str) -> None:
+    """The job page open in `driver` shows `status`, without a reload."""
+    driver.execute_script("window.__noReload = true")
+    _wait(
+        lambda: _css(driver, "h1 .badge").get_attribute("data-status") == status,
+        timeout=TRAINING_TIMEOUT_S,
+        what=f"the job to reach {status} on its page",
+    )
+    assert driver.execute_script("return window.__noReload") is True, "the page was reloaded"
+
+
 STATIC = ROOT / "opencomposer" / "console" / "static"
 
 
@@ -229,13 +240,7 @@ def test_submit_a_job_and_watch_it_complete(driver: Any, base_url: str, state: d
     _wait(lambda: "#/jobs/" in driver.current_url, what="the job's page")
     job_id = driver.current_url.rsplit("/", 1)[1]
     state["job_id"] = job_id
-    driver.execute_script("window.__noReload = true")
-    _wait(
-        lambda: _css(driver, "h1 .badge").get_attribute("data-status") == statuses.COMPLETED,
-        timeout=TRAINING_TIMEOUT_S,
-        what="the job to reach COMPLETED on its page",
-    )
-    assert driver.execute_script("return window.__noReload") is True, "the page was reloaded"
+    _reaches_by_itself(driver, statuses.COMPLETED)
     # One point per epoch on both charts: the loss chart with generator and critic.
     for chart in ("#loss-chart", "#similarity-chart"):
         _wait(
@@ -488,13 +493,7 @@ def test_a_failed_job_shows_why(driver: Any, base_url: str, stack: LocalStack, s
     state["failed_job_id"] = job["job_id"]
     # its page, open while it runs, turns to FAILED and says why, without a reload
     _open(driver, base_url + f"/#/jobs/{job['job_id']}")
-    driver.execute_script("window.__noReload = true")
-    _wait(
-        lambda: _css(driver, "h1 .badge").get_attribute("data-status") == statuses.FAILED,
-        timeout=TRAINING_TIMEOUT_S,
-        what="the job to reach FAILED on its page",
-    )
-    assert driver.execute_script("return window.__noReload") is True, "the page was reloaded"
+    _reaches_by_itself(driver, statuses.FAILED)
     reason = _css(driver, "#failure-reason").text
     assert "not a readable MIDI file" in reason, reason
     failed_step = _css(driver, ".timeline li[aria-current=step]")

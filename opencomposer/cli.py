@@ -139,6 +139,7 @@ def format_job(job: dict[str, Any]) -> str:
         ("job", job["job_id"]),
         ("name", job.get("name")),
         ("status", job["status"]),
+        ("waiting", job.get("status_message")),
         ("created", job.get("created_at")),
         ("updated", job.get("updated_at")),
         ("hyperparameters", " ".join(f"{k}={v}" for k, v in (job.get("hyperparameters") or {}).items())),

@@ -430,6 +430,14 @@ def test_status_shows_how_to_download_the_model(api: _Api, capsys: pytest.Captur
     assert "compositions:    final" in out
 
 
+def test_status_says_what_a_starting_job_waits_for(api: _Api, capsys: pytest.CaptureFixture[str]) -> None:
+    job = _job("STARTING", status_message="waiting for training capacity")
+    api.on("GET", f"/jobs/{JOB}", (200, job))
+
+    assert cli.main(["status", "--api", api.url, JOB]) == 0
+    assert "waiting:         waiting for training capacity" in capsys.readouterr().out.splitlines()
+
+
 def test_list_passes_the_query(api: _Api, capsys: pytest.CaptureFixture[str]) -> None:
     api.on("GET", "/jobs?status=COMPLETED&limit=5", (200, {"jobs": [], "next_token": None}))
     assert cli.main(["list", "--api", api.url, "--status", "COMPLETED", "--limit", "5", "--json"]) == 0

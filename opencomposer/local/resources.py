@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,8 +226,15 @@ _ASSUME = {
 }
 
 
-def create_all(session: Any, endpoint_url: str, names: LocalNames | None = None) -> CreatedResources:
-    """Create every resource in moto (`session`: a boto3 Session with the fake credentials)."""
+def create_all(
+    session: Any,
+    endpoint_url: str,
+    names: LocalNames | None = None,
+    before_mapping: Callable[[Callable[[str], Any]], None] | None = None,
+) -> CreatedResources:
+    """Create every resource in moto (`session`: a boto3 Session with the fake credentials).
+    `before_mapping(client)` runs once the table and the bucket exist and before the stream's
+    event-source mapping does: what it writes starts no workflow (a snapshot restored)."""
     names = names or LocalNames()
 
     def client(service: str) -> Any:
@@ -252,6 +260,8 @@ def create_all(session: Any, endpoint_url: str, names: LocalNames | None = None)
     lam = client("lambda")
     for spec, arguments in zip(local_functions(), function_specs(names), strict=True):
         lam.create_function(Code={"ZipFile": lambda_package(spec)}, **arguments)
+    if before_mapping is not None:
+        before_mapping(client)
     mapping = lam.create_event_source_mapping(**event_source_mapping_spec(names, table["LatestStreamArn"]))
     return CreatedResources(
         names=names,

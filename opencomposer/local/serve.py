@@ -139,7 +139,7 @@ def _kill_children() -> None:
 
 
 def main() -> int:
-    stack = LocalStack(LocalStackOptions(port=api_port()))
+    stack = LocalStack(LocalStackOptions(port=api_port(), persist=True))
     stopper = _Stopper(stack)
     stopper.install()  # before the start: a signal while it starts stops it once it has started
     try:
@@ -159,6 +159,16 @@ def main() -> int:
             print(f"opencomposer local API: {stack.api_url}", flush=True)
             print(f"  console: {stack.api_url}/  (open it in a browser)", flush=True)
             print(f"  state and logs: {stack.home}  (logs in {stack.logs_dir})", flush=True)
+            if stack.restored.get("jobs"):
+                print(
+                    f"  restored {stack.restored['jobs']} job(s) from the last run"
+                    + (
+                        f"; {stack.restored['interrupted']} interrupted by its stop ended"
+                        if stack.restored["interrupted"]
+                        else ""
+                    ),
+                    flush=True,
+                )
             print(
                 f"  try: opencomposer --api {stack.api_url} submit --epochs 5 --wait   (Ctrl-C stops)",
                 flush=True,

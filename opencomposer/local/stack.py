@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contracts import deployment, functions
+from contracts import deployment, functions, statuses, storage
+from contracts.timestamps import utc_timestamp
 from gan.cpus import usable_cpus
 from opencomposer.local.front_door import FrontDoor
 from opencomposer.local.processes import SIGKILL, signal_group
 from opencomposer.local.resources import CreatedResources, LocalNames, create_all, local_functions
 from opencomposer.local.runtime import LambdaRuntime, concurrency_from_env
 from opencomposer.local.sagemaker_runner import DEFAULT_ENTRY_POINT, SageMakerRunner, default_max_trainings
+from opencomposer.local.snapshot import Saver, Snapshot, end_interrupted
 from opencomposer.local.stream_delivery import StreamDelivery
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,8 @@ class LocalStackOptions:
     stop_grace_s: float = 10.0
     names: LocalNames = LocalNames()
     max_trainings: int | None = None  # trainings at once; None: `max_trainings()`
+    # keep the jobs table and the bucket in <home>/snapshot across restarts (`snapshot.py`)
+    persist: bool = False
 
 
 class LocalStack:
@@ -94,6 +98,11 @@ class LocalStack:
         self._saved_env: dict[str, str | None] = {}
         self._sync_integration: Any = None
         self._moto_log: logging.Handler | None = None
+        self.snapshot: Snapshot | None = None
+        if self.options.persist:
+            self.snapshot = Snapshot(self.home / "snapshot", self.names.table, self.names.bucket)
+        self._saver: Saver | None = None
+        self.restored: dict[str, int] = {}  # what the start found in the snapshot
 
     @property
     def api_url(self) -> str:
@@ -149,7 +158,13 @@ class LocalStack:
             import boto3
 
             session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
-            self.resources = create_all(session, self.moto_url, self.names)
+            self.resources = create_all(
+                session, self.moto_url, self.names, before_mapping=self._restore if self.snapshot else None
+            )
+            if self.snapshot is not None:
+                dynamodb, s3 = self.client("dynamodb"), self.client("s3")
+                self._saver = Saver(self.snapshot, lambda: (dynamodb, s3))
+                self._saver.start()
             self._prewarm()
 
             from botocore.config import Config
@@ -189,11 +204,19 @@ class LocalStack:
                 self.front_door.stop()
                 self.front_door = None
             if self.runner is not None:
+                self._request_stops()
                 # the trainings first, leaving time for the rest of the stop
                 self.runner.stop_all(timeout_s=_time_left(deadline, _STOP_RESERVE_S))
                 self.runner.uninstall()
                 self.runner = None
                 self._drain_executions(timeout_s=_time_left(deadline, _STOP_RESERVE_S))
+            if self._saver is not None:
+                # the last snapshot: after the trainings' jobs recorded how they ended
+                self._saver.stop()
+                self._saver = None
+                if self.snapshot is not None and _time_left(deadline) > 2:
+                    with contextlib.suppress(Exception):  # the periodic one stays, at worst
+                        self.snapshot.save(self.client("dynamodb"), self.client("s3"))
             if self.delivery is not None:
                 self.delivery.uninstall()
                 self.delivery = None
@@ -278,6 +301,48 @@ class LocalStack:
                 if not running:
                     return
                 time.sleep(0.2)
+
+    def _request_stops(self) -> None:
+        """Every job still running or waiting is asked to stop, as POST /jobs/{id}/stop asks
+        (STOPPING, from the statuses the contract allows): the stack's stop is the user's, and
+        their workflows then end them STOPPED, not FAILED by a training that vanished."""
+        if self.resources is None:
+            return
+        dynamodb = self.client("dynamodb")
+        stoppable = statuses.ordered(statuses.STOPPABLE)
+        values = {f":s{i}": {"S": status} for i, status in enumerate(stoppable)}
+        with contextlib.suppress(Exception):  # best effort: the stop goes on regardless
+            pages = dynamodb.get_paginator("scan").paginate(
+                TableName=self.names.table,
+                FilterExpression=f"{storage.ITEM_TYPE} = :job AND #s IN ({', '.join(values)})",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={**values, ":job": {"S": storage.JOB_ITEM}},
+            )
+            for item in (item for page in pages for item in page["Items"]):
+                with contextlib.suppress(dynamodb.exceptions.ConditionalCheckFailedException):
+                    dynamodb.update_item(
+                        TableName=self.names.table,
+                        Key={k: item[k] for k in (storage.PARTITION_KEY, storage.SORT_KEY)},
+                        UpdateExpression="SET #s = :stopping, updated_at = :now",
+                        ConditionExpression="#s = :was",
+                        ExpressionAttributeNames={"#s": "status"},
+                        ExpressionAttributeValues={
+                            ":stopping": {"S": statuses.STOPPING.value},
+                            ":now": {"S": utc_timestamp()},
+                            ":was": item["status"],
+                        },
+                    )
+
+    def _restore(self, client: Any) -> None:
+        """The snapshot back in the new table and bucket; the jobs that were not final ended."""
+        assert self.snapshot is not None
+        dynamodb = client("dynamodb")
+        items, objects, jobs = self.snapshot.restore(dynamodb, client("s3"))
+        ended = [end_interrupted(dynamodb, self.names.table, job) for job in jobs]
+        self.restored = {"items": items, "objects": objects, "jobs": len(jobs),
+                         "interrupted": sum(1 for status in ended if status)}  # fmt: skip
+        if items:
+            log.info("restored %s", self.restored)
 
     def _prewarm(self) -> None:
         from moto.awslambda.models import lambda_backends

@@ -67,7 +67,8 @@ def _executions(stack: LocalStack) -> list[str]:
 
 def main() -> dict[str, Any]:
     with local_stack() as stack:
-        client = Client(stack.api_url, timeout=60)
+        # No retries: every answer counts as it came (the client would retry a 5xx)
+        client = Client(stack.api_url, timeout=60, retry_delays_s=())
         assert stack.runner is not None and stack.runtime is not None
         print(
             f"local stack: {stack.runner.max_trainings} training(s) at once, "

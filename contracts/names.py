@@ -17,6 +17,8 @@ JOB_NAME_MAX = 64
 # The Idempotency-Key header: printable ASCII without spaces, scoped to its owner.
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,128}$"
+# API Gateway's request id on every answer (the function logs it as its correlation id).
+REQUEST_ID_HEADER = "x-amzn-RequestId"
 
 # A user's composition: 12 hex digits of its creation time in milliseconds since the epoch, then
 # 8 random ones, so ids sort by age (`storage.COMPOSITION_SORT_KEY_PREFIX`) and never collide in

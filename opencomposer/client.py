@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import builtins
+import http.client
 import json
 import os
 import re
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,17 +40,37 @@ def default_api_url() -> str:
 
 
 class ApiError(Exception):
-    """An error answer of the API (`{"error": {code, message, field}}`) or no answer at all."""
+    """An error answer of the API (`{"error": {code, message, field}}`) or no answer at all.
+    `request_id`: API Gateway's id of the request (`x-amzn-RequestId`), which the function's log
+    names too; worth quoting in a bug report."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, field: str | None = None, request_id: str | None = None
+    ) -> None:
         self.status, self.code, self.message, self.field = status, code, message, field
+        self.request_id = request_id
         where = f" (field: {field})" if field else ""
-        super().__init__(f"{status} {code}: {message}{where}")
+        request = f" [request id {request_id}]" if request_id else ""
+        super().__init__(f"{status} {code}: {message}{where}{request}")
+
+
+# Answers worth another try: throttled, or the gateway or the function failed on the way (a
+# Lambda environment that died mid-request is API Gateway's 502). A retry is sent only where it
+# cannot do anything twice: a GET, or a POST /jobs with its Idempotency-Key.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_DELAYS_S = (0.5, 1.0, 2.0)
 
 
 class Client:
-    def __init__(self, api_url: str | None = None, sign: bool | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        api_url: str | None = None,
+        sign: bool | None = None,
+        timeout: float = 30.0,
+        retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
+    ) -> None:
         self.api_url = (api_url or default_api_url()).rstrip("/")
+        self.retry_delays_s = tuple(retry_delays_s)
         host = urlsplit(self.api_url).hostname or ""
         self.sign = (host not in _LOCAL_HOSTS) if sign is None else sign
         self.timeout = timeout
@@ -59,8 +81,10 @@ class Client:
     def submit(
         self, body: Mapping[str, Any] | None = None, idempotency_key: str | None = None
     ) -> dict[str, Any]:
-        headers = {names.IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else {}
-        return self._json("POST", "/jobs", body or {}, headers)
+        """Submit a job. Without `idempotency_key` the client makes one, so that a retry after a
+        lost answer or a 5xx returns the one job instead of starting a second."""
+        headers = {names.IDEMPOTENCY_HEADER: idempotency_key or uuid.uuid4().hex}
+        return self._json("POST", "/jobs", body or {}, headers, retry=True)
 
     def get(self, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"/jobs/{_id(job_id)}")
@@ -209,12 +233,38 @@ class Client:
 
     # --- HTTP -----------------------------------------------------------------------------------------
     def _json(
-        self, method: str, path: str, body: Any = None, headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        retry: bool = False,
     ) -> dict[str, Any]:
-        data = self._request(method, path, body, headers)
+        data = self._request(method, path, body, headers, retry=retry)
         return json.loads(data) if data else {}
 
     def _request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        retry: bool = False,
+    ) -> bytes:
+        """One request, tried again after each of `retry_delays_s` while its answer is worth
+        another try (RETRY_STATUSES, or the connection dropped after the request went out), if
+        `retry` or the method is GET. The last error is raised."""
+        delays = self.retry_delays_s if retry or method == "GET" else ()
+        for attempt in range(len(delays) + 1):
+            try:
+                return self._send_once(method, path, body, headers)
+            except ApiError as e:
+                if attempt == len(delays) or not (e.status in RETRY_STATUSES or e.code == "connection_lost"):
+                    raise
+                time.sleep(delays[attempt])
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _send_once(
         self, method: str, path: str, body: Any = None, headers: Mapping[str, str] | None = None
     ) -> bytes:
         url = self.api_url + path
@@ -228,9 +278,14 @@ class Client:
             with urllib.request.urlopen(request, timeout=self.timeout) as reply:
                 return reply.read()  # type: ignore[no-any-return]
         except urllib.error.HTTPError as e:
-            raise _api_error(e.code, e.read()) from None
+            raise _api_error(e.code, e.read(), e.headers.get(names.REQUEST_ID_HEADER)) from None
         except urllib.error.URLError as e:
+            if isinstance(e.reason, (ConnectionResetError, TimeoutError)):
+                raise _connection_lost(self.api_url, e.reason) from None
             raise ApiError(0, "unreachable", f"cannot reach {self.api_url}: {e.reason}") from None
+        except (ConnectionResetError, http.client.RemoteDisconnected, TimeoutError) as e:
+            # The request went out and no answer came back: it may or may not have been served.
+            raise _connection_lost(self.api_url, e) from None
 
     def _signed_headers(
         self, method: str, url: str, payload: bytes | None, headers: dict[str, str]
@@ -293,7 +348,11 @@ def _id(value: str, field: str = "job_id") -> str:
     return value
 
 
-def _api_error(status: int, raw: bytes) -> ApiError:
+def _connection_lost(api_url: str, reason: BaseException) -> ApiError:
+    return ApiError(0, "connection_lost", f"no answer from {api_url}: {reason or type(reason).__name__}")
+
+
+def _api_error(status: int, raw: bytes, request_id: str | None = None) -> ApiError:
     try:
         body = json.loads(raw)
     except ValueError:
@@ -301,8 +360,13 @@ def _api_error(status: int, raw: bytes) -> ApiError:
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         error = body["error"]
         return ApiError(
-            status, str(error.get("code", "error")), str(error.get("message", "")), error.get("field")
+            status,
+            str(error.get("code", "error")),
+            str(error.get("message", "")),
+            error.get("field"),
+            request_id,
         )
     if isinstance(body, dict) and "message" in body:  # API Gateway's own answers
-        return ApiError(status, "gateway", str(body["message"]))
-    return ApiError(status, "http_error", raw.decode(errors="replace")[:500] or f"HTTP {status}")
+        return ApiError(status, "gateway", str(body["message"]), request_id=request_id)
+    text = raw.decode(errors="replace")[:500] or f"HTTP {status}"
+    return ApiError(status, "http_error", text, request_id=request_id)

@@ -8,6 +8,11 @@ local caller as `requestContext.identity`) and invokes the function that serves 
 runs in the same runtime as every other invocation, as API Gateway's per-method integrations
 do. The function's proxy response becomes the HTTP response.
 
+Every answer carries API Gateway's `x-amzn-RequestId` header, the request id the function also
+logs (`requestContext.requestId`, Powertools' correlation id), so an error a user reports can be
+found in `<logs>/<function>.log`. A function that errs or dies mid-request is API Gateway's
+`502 {"message": "Internal server error"}` with `x-amzn-ErrorType`.
+
 The console's routes (`GET /`, `GET /console/...`, `GET /console/fetch?url=`) are answered here,
 without a function: API Gateway on AWS does not serve the console (`opencomposer console` does),
 the local stack does (`opencomposer.console.static_files`). `/console/fetch` fetches only
@@ -19,11 +24,12 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from contracts import events, routes
+from contracts import events, names, routes
 from opencomposer.console.static_files import FetchAllowList, console_response
 
 STAGE = "local"
@@ -110,8 +116,13 @@ class FrontDoor:
         return proxy_response(payload)
 
 
+# API Gateway's x-amzn-ErrorType for the errors it makes itself.
+_ERROR_TYPES = {413: "RequestEntityTooLargeException", 502: "InternalServerErrorException"}
+
+
 def _gateway_error(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    return status, [("Content-Type", "application/json")], json.dumps({"message": message}).encode()
+    headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", _ERROR_TYPES[status])]
+    return status, headers, json.dumps({"message": message}).encode()
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -122,7 +133,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_PAYLOAD_BYTES:
-            self._send(*_gateway_error(413, "Request Too Long"))
+            self._send(*_gateway_error(413, "Request Too Long"), request_id=str(uuid.uuid4()))
             self.close_connection = True
             return
         body = self.rfile.read(length) if length else b""
@@ -138,18 +149,23 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             stage=STAGE,
             source_ip=self.client_address[0],
         )
+        request_id = event["requestContext"]["requestId"]
         try:
             status, headers, data = self.front_door.invoke(event)
         except Exception:  # noqa: BLE001 - the caller gets API Gateway's answer, the log the cause
-            self.log_error("invoke failed for %s %s", self.command, self.path)
+            self.log_error("invoke failed for %s %s (request id %s)", self.command, self.path, request_id)
             status, headers, data = _gateway_error(502, "Internal server error")
-        self._send(status, headers, data)
+        self._send(status, headers, data, request_id=request_id)
 
-    def _send(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
+    def _send(
+        self, status: int, headers: list[tuple[str, str]], data: bytes, request_id: str | None = None
+    ) -> None:
         self.send_response(status)
         for name, value in headers:
-            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+            if name.lower() not in ("content-length", "connection", "transfer-encoding", "x-amzn-requestid"):
                 self.send_header(name, value)
+        if request_id is not None:
+            self.send_header(names.REQUEST_ID_HEADER, request_id)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if self.command != "HEAD":

@@ -41,7 +41,8 @@ from opencomposer.local.processes import new_session
 
 # What a worker inherits from the stack's own environment; everything else comes from the
 # function's configuration, as on Lambda.
-_INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+# OPENCOMPOSER_RECORD_AWS_CALLS: the IAM check's record of the handlers' AWS calls (aws_calls.py).
+_INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "OPENCOMPOSER_RECORD_AWS_CALLS")
 _FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -102,6 +103,12 @@ class LambdaRuntime:
         """The worker processes, read without a lock (copying a dict's values or a list is one
         step under the GIL), so a signal handler may call it whatever another thread holds."""
         return [worker.process for pool in list(self._pools.values()) for worker in list(pool.workers)]
+
+    def busy_processes(self, function_name: str) -> list[subprocess.Popen[bytes]]:
+        """The worker processes of `function_name` serving an invocation right now (what a fault
+        test kills to see a Lambda environment die mid-request)."""
+        pools = [pool for pool in list(self._pools.values()) if pool.config.function_name == function_name]
+        return [worker.process for pool in pools for worker in pool.busy()]
 
     # --- invocation -------------------------------------------------------------------------
     def invoke(self, fn: Any, event: Any) -> tuple[str, bool, str]:
@@ -224,6 +231,10 @@ class _Pool:
                     self.workers.append(worker)
                     return worker
                 self._changed.wait()
+
+    def busy(self) -> list[_Worker]:
+        with self._changed:
+            return [worker for worker in self.workers if worker not in self._idle]
 
     def give_back(self, worker: _Worker) -> None:
         with self._changed:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from contracts import hyperparameters, instruments, routes, statuses
+from contracts import hyperparameters, instruments, names, routes, statuses
 from contracts.events import match_resource
 from opencomposer import cli
 from opencomposer.client import ApiError, Client, _region_of
@@ -29,6 +29,7 @@ class _Api:
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str], list[tuple[int, Any]]] = {}
         self.requests: list[dict[str, Any]] = []
+        self.headers: dict[str, str] = {}  # sent with every answer
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,6 +45,8 @@ class _Api:
                 status, payload = replies.pop(0) if len(replies) > 1 else replies[0]
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
+                for name, value in api.headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -492,7 +495,7 @@ def test_every_route_of_the_api_has_a_client_method(monkeypatch: pytest.MonkeyPa
         sent.append((method, match_resource(urlsplit(path).path)[0]))
         return b"{}"
 
-    monkeypatch.setattr(Client, "_request", record)
+    monkeypatch.setattr(Client, "_send_once", record)
     client, job_id = Client("http://127.0.0.1:9"), "a" * 32
     calls = {
         "submit": lambda: client.submit({"name": "n"}, idempotency_key="k"),
@@ -556,3 +559,55 @@ def test_the_region_comes_from_an_execute_api_url() -> None:
 def test_an_unreachable_api_is_a_clear_error() -> None:
     with pytest.raises(ApiError, match="cannot reach"):
         Client("http://127.0.0.1:9", timeout=2).get("a" * 32)
+
+
+def _retry_quickly(api: _Api) -> Client:
+    return Client(api.url, retry_delays_s=(0.01, 0.01, 0.01))
+
+
+def test_a_submit_answered_502_is_retried_with_the_same_idempotency_key(api: _Api) -> None:
+    # Given an API whose first answer to POST /jobs is API Gateway's 502 (the function died)
+    api.on("POST", "/jobs", (502, {"message": "Internal server error"}), (202, _job("SUBMITTED")))
+
+    # When the client submits without choosing a key
+    job = _retry_quickly(api).submit({"name": "retried"})
+
+    # Then the retry carried the key the first try did, and its job came back
+    assert job["job_id"] == JOB
+    keys = [r["headers"].get(names.IDEMPOTENCY_HEADER) for r in api.requests]
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
+
+
+def test_a_persistent_5xx_ends_as_an_error_with_the_request_id(api: _Api) -> None:
+    api.on("GET", f"/jobs/{JOB}", (502, {"message": "Internal server error"}))
+    api.headers = {names.REQUEST_ID_HEADER: "req-123"}
+
+    with pytest.raises(ApiError) as raised:
+        _retry_quickly(api).get(JOB)
+
+    # four tries (the first and three retries), then the gateway's message with its request id
+    assert len(api.requests) == 4
+    assert raised.value.status == 502 and raised.value.request_id == "req-123"
+    assert "request id req-123" in str(raised.value)
+
+
+def test_requests_that_could_act_twice_are_not_retried(api: _Api) -> None:
+    api.on("POST", f"/jobs/{JOB}/compositions", (502, {"message": "Internal server error"}))
+    api.on("POST", f"/jobs/{JOB}/stop", (503, {"message": "Service Unavailable"}))
+    client = _retry_quickly(api)
+
+    with pytest.raises(ApiError):
+        client.compose(JOB, sample="twinkle-twinkle")
+    with pytest.raises(ApiError):
+        client.stop(JOB)
+
+    assert len(api.requests) == 2
+
+
+def test_a_4xx_is_not_retried(api: _Api) -> None:
+    api.on("POST", "/jobs", (400, {"error": {"code": "invalid_field", "message": "m", "field": "name"}}))
+
+    with pytest.raises(ApiError):
+        _retry_quickly(api).submit({"name": ""})
+
+    assert len(api.requests) == 1

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from contracts import deployment, routes
+from contracts import deployment, names, routes
 from contracts.events import api_gateway_event, match_resource
 from opencomposer.local.front_door import STAGE, FrontDoor, proxy_response
 
@@ -126,6 +126,7 @@ def test_http_requests_reach_the_function_and_its_answer_comes_back() -> None:
         )
         with urllib.request.urlopen(request, timeout=10) as reply:
             status, body, content_type = reply.status, reply.read(), reply.headers["Content-Type"]
+            request_id = reply.headers[names.REQUEST_ID_HEADER]
     finally:
         door.stop()
 
@@ -138,6 +139,7 @@ def test_http_requests_reach_the_function_and_its_answer_comes_back() -> None:
     assert event["requestContext"]["stage"] == STAGE
     assert event["requestContext"]["identity"]["userArn"] == deployment.LOCAL_OWNER
     assert event["requestContext"]["identity"]["sourceIp"] == "127.0.0.1"
+    assert request_id == event["requestContext"]["requestId"]  # the id the function logs
 
 
 def test_a_function_error_is_a_502_without_the_stack_trace() -> None:
@@ -149,4 +151,7 @@ def test_a_function_error_is_a_502_without_the_stack_trace() -> None:
     finally:
         door.stop()
     assert caught.value.code == 502
-    assert b"secret detail" not in caught.value.read()
+    assert json.loads(caught.value.read()) == {"message": "Internal server error"}
+    # API Gateway's headers: the request id to look up in the function's log, the error type
+    assert caught.value.headers[names.REQUEST_ID_HEADER] == lam.events[0][1]["requestContext"]["requestId"]
+    assert caught.value.headers["x-amzn-ErrorType"] == "InternalServerErrorException"

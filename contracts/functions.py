@@ -74,7 +74,22 @@ REDRIVE = FunctionSpec(
                 "or ends them FAILED",
     local=False,
 )
-FUNCTIONS: tuple[FunctionSpec, ...] = (API, COMPOSE, STREAM, REDRIVE)
+# An execution that ends outside the state machine's own Catch (stopped from the console, a
+# States.Runtime error, a timeout, a recording task out of retries) leaves its job unfinished:
+# EventBridge's "Step Functions Execution Status Change" events for FAILED, TIMED_OUT and
+# ABORTED run this function, which ends such a job (conditionally) saying why. Locally the stack
+# watches its executions and sends it the same events (`opencomposer/local/execution_events.py`).
+# The events it acts on: the rule's pattern on AWS, the local watcher's choice of executions.
+EXECUTION_EVENT_SOURCE = "aws.states"
+EXECUTION_EVENT_DETAIL_TYPE = "Step Functions Execution Status Change"
+EXECUTION_ENDED_OUTSIDE = ("FAILED", "TIMED_OUT", "ABORTED")
+FINALISER = FunctionSpec(
+    "finaliser", "lambdas.finaliser.handler.lambda_handler", memory_mb=256, timeout_s=30,
+    environment=(ENV_TABLE,),
+    description="opencomposer finaliser: ends the job of an execution that ended outside its "
+                "state machine's error handling",
+)
+FUNCTIONS: tuple[FunctionSpec, ...] = (API, COMPOSE, STREAM, REDRIVE, FINALISER)
 
 
 def environment(spec: FunctionSpec, values: dict[str, str]) -> dict[str, str]:

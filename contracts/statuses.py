@@ -37,9 +37,10 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     STARTING: frozenset({SUBMITTED}),  # the state machine, before it creates the training job
     TRAINING: frozenset({STARTING}),  # the training container, at its first epoch
     COMPLETED: frozenset({STARTING, TRAINING}),  # the state machine, after the training job
-    FAILED: frozenset({SUBMITTED, STARTING, TRAINING}),  # the state machine; the stream handler
+    # the state machine; the stream handler; the finaliser (an execution ended outside its Catch)
+    FAILED: frozenset({SUBMITTED, STARTING, TRAINING}),
     STOPPING: STOPPABLE,  # the api (POST /jobs/{id}/stop)
-    STOPPED: frozenset({STOPPING}),  # the state machine; the stream handler
+    STOPPED: frozenset({STOPPING}),  # the state machine; the stream handler; the finaliser
 }
 
 

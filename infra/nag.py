@@ -68,6 +68,7 @@ def acknowledge(stack: OpenComposerStack) -> None:
                "stack's own prefix")
     training, workflow = stack.training, stack.workflow
     api, stream = stack.api, stack.stream_trigger
+    finaliser = stack.finaliser
 
     # --- Resource "*": only actions that have no narrower resource (STAR_RESOURCE_REASONS).
     star = "AwsSolutions-IAM5[Resource::*]"
@@ -80,6 +81,7 @@ def acknowledge(stack: OpenComposerStack) -> None:
     _ack(api.compose.role, star, _star_reason(*_XRAY))
     _ack(stream.handler.role, star, _star_reason(*_XRAY, "dynamodb:ListStreams"))
     _ack(stream.redrive.role, star, _star_reason(*_XRAY))
+    _ack(finaliser.handler.role, star, _star_reason(*_XRAY))
 
     # --- Per-job patterns.
     for folder, why in (("input", "the melody channel SageMaker downloads; the api writes it"),
@@ -116,8 +118,18 @@ def acknowledge(stack: OpenComposerStack) -> None:
     _ack(training.role, f"AwsSolutions-IAM5[Resource::{_nag_text(stack, training.log_streams_arn)}]",
          "log streams are named after the training job: this stack's jobs only")
 
+    _ack(finaliser.handler.role,
+         f"AwsSolutions-IAM5[Resource::{_nag_text(stack, finaliser.executions_arn)}]",
+         "DescribeExecution (only) on the executions of this stack's state machine, whose names are "
+         "job ids made at run time: the finaliser reads the error and cause of the execution an "
+         "event names")
+
     # --- Other rules.
-    for fn in (api.handler, stream.handler, stream.redrive):
+    _ack(finaliser.unsettled, "AwsSolutions-SQS3",
+         "this queue is itself the dead-letter queue of the finaliser (its asynchronous invocations' "
+         "on-failure destination and its EventBridge target's dead-letter queue); its alarm calls an "
+         "operator")
+    for fn in (api.handler, stream.handler, stream.redrive, finaliser.handler):
         _ack(fn.function, "AwsSolutions-L1",
              f"{functions.RUNTIME} on purpose: every function and the Lambda asset's wheels take it from "
              "the one constant contracts.functions.RUNTIME, and the handlers are tested on CPython "

@@ -11,6 +11,7 @@ from constructs import Construct
 from contracts import deployment
 from infra.components.api import Api
 from infra.components.artifacts_bucket import ArtifactsBucket
+from infra.components.execution_finaliser import ExecutionFinaliser
 from infra.components.functions import handlers_code
 from infra.components.jobs_table import JobsTable
 from infra.components.paths import STATE_MACHINE_DEFINITION
@@ -43,6 +44,8 @@ class OpenComposerStack(Stack):
         )
         code = handlers_code(self)
         self.stream_trigger = StreamTrigger(self, "StreamTrigger", code=code, table=table,
+                                            state_machine=self.workflow.state_machine)
+        self.finaliser = ExecutionFinaliser(self, "Finaliser", code=code, table=table,
                                             state_machine=self.workflow.state_machine)
         self.api = Api(self, "Api", code=code, table=table, bucket=bucket,
                        training_job_arn_pattern=self.training.job_arn_pattern)

@@ -38,6 +38,12 @@ class StreamEnv(BaseModel):
     table_name: str = Field(validation_alias=functions.ENV_TABLE, min_length=1)
 
 
+class FinaliserEnv(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    table_name: str = Field(validation_alias=functions.ENV_TABLE, min_length=1)
+
+
 def _parse(model: type[_Env], spec: functions.FunctionSpec) -> _Env:
     """The spec's variables ('' for an unset one, which the model refuses by name)."""
     return model.model_validate({name: os.environ.get(name, "") for name in spec.environment})
@@ -57,3 +63,8 @@ def compose_env() -> ApiEnv:
 def stream_env() -> StreamEnv:
     """The stream's and the redrive's."""
     return _parse(StreamEnv, functions.STREAM)
+
+
+@cache
+def finaliser_env() -> FinaliserEnv:
+    return _parse(FinaliserEnv, functions.FINALISER)

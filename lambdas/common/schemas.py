@@ -102,7 +102,8 @@ class Job(BaseModel):
     melody: SampleMelody | UploadedMelody
     progress: Progress | None
     status_message: str | None = Field(
-        description="while STARTING, what the job waits for (locally: training capacity); else null"
+        description="while STARTING, what the job waits for (training capacity: the local machine's "
+        "training slots, or SageMaker's quota on AWS); else null"
     )
     failure_reason: str | None
     outputs: Outputs

@@ -5,8 +5,12 @@ moto 5.2.5 lists `sagemaker` among the services it does not integrate
 `States.Runtime`, which no Catch sees. `install()` puts the service below in its place.
 It behaves as Step Functions does on AWS for this integration:
 
-- CreateTrainingJob is called with the task's Parameters; an API error fails the task with
-  `SageMaker.<ErrorCode>` (so a Retry on `SageMaker.ThrottlingException` works);
+- CreateTrainingJob is called with the task's Parameters; an API error fails the task as
+  Step Functions names it (`sagemaker_error`): `SageMaker.<exception class>` for the errors
+  SageMaker models (`SageMaker.ResourceLimitExceededException`, `...ResourceInUseException`),
+  `SageMaker.AmazonSageMakerException` for the rest (throttling, validation, server errors),
+  with the AWS SDK's message as the Cause, the error code and status in it, which is what the
+  state machine tells those apart by;
 - the task then polls the job until it is Completed, Failed or Stopped (moto's interpreter
   every 0.5 s: here each poll reads the job's status in moto's backend, in this process, and
   only the last one calls DescribeTrainingJob; 200 executions each calling it twice a second
@@ -15,7 +19,11 @@ It behaves as Step Functions does on AWS for this integration:
   `States.TaskFailed` and the description as its Cause (JSON, `FailureReason` included), which
   is what the state machine reads its failure reason from.
 
-Only this one action is supported (the only one the project's state machine uses). Installing
+The AWS SDK integration (`aws-sdk:sagemaker:describeTrainingJob`, which the state machine polls
+an existing training job with) is moto's own, with one fix: its answer's datetimes become ISO
+strings, as for `.sync` (AWS's integration answers JSON; moto's fails to serialise them).
+
+Only this one optimised action is supported (the only one the project's state machine uses). Installing
 patches module state of moto's interpreter, so import and call it once per process, before
 any execution starts; it is safe to call twice. Pins: moto==5.2.5 (see pyproject).
 """
@@ -46,6 +54,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resou
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
     StateTaskService,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (  # noqa: E501
+    StateTaskServiceAwsSdk,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (  # noqa: E501
     StateTaskServiceCallback,
@@ -108,8 +119,7 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
 
     def _from_error(self, env: Environment, ex: Exception) -> FailureEvent:
         if isinstance(ex, ClientError):
-            error = ex.response.get("Error", {})
-            return self._task_failure(env, f"SageMaker.{error.get('Code')}", str(error.get("Message")))
+            return self._task_failure(env, *sagemaker_error(ex))
         return super()._from_error(env=env, ex=ex)
 
     def _wait_for_task_token(self, *args: Any, **kwargs: Any) -> None:
@@ -161,6 +171,33 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
 
 _STILL_RUNNING: Final = {"InProgress", "Stopping"}
 
+# The error codes SageMaker's API models as exceptions of their own (its service model's error
+# shapes; the AWS SDK for Java names each `<code>Exception`, or the code where it ends so): Step
+# Functions' optimised integration names a failure after the exception class, so every other
+# code (ThrottlingException, ValidationException, InternalFailure, ...) is the service's base
+# class, AmazonSageMakerException, as AWS's own examples catch it (Step Functions developer
+# guide, "Create and manage Amazon SageMaker AI jobs", Retry on
+# SageMaker.AmazonSageMakerException and SageMaker.ResourceLimitExceededException).
+_MODELLED_ERRORS: Final = {
+    "ResourceLimitExceeded": "ResourceLimitExceededException",
+    "ResourceInUse": "ResourceInUseException",
+    "ResourceNotFound": "ResourceNotFoundException",
+    "ConflictException": "ConflictException",
+}
+
+
+def sagemaker_error(error: ClientError) -> tuple[str, str]:
+    """(error, cause) of a failed SageMaker call, as Step Functions reports it: the cause is the
+    AWS SDK for Java's message, `<message> (Service: AmazonSageMaker; Status Code: <status>;
+    Error Code: <code>; Request ID: <id>; Proxy: null)`."""
+    details = error.response.get("Error", {})
+    code = str(details.get("Code", ""))
+    metadata = error.response.get("ResponseMetadata", {})
+    cause = (f"{details.get('Message', '')} (Service: AmazonSageMaker; "
+             f"Status Code: {metadata.get('HTTPStatusCode', 400)}; Error Code: {code}; "
+             f"Request ID: {metadata.get('RequestId', '')}; Proxy: null)")
+    return f"SageMaker.{_MODELLED_ERRORS.get(code, 'AmazonSageMakerException')}", cause
+
 
 def _status_in_backend(account: str, region: str, name: str) -> str | None:
     """The training job's status as moto holds it (None where it cannot tell: then the poll asks
@@ -171,6 +208,20 @@ def _status_in_backend(account: str, region: str, name: str) -> str | None:
         return str(sagemaker_backends[account][region].training_jobs[name].training_job_status)
     except (KeyError, AttributeError):
         return None
+
+
+class StateTaskServiceAwsSdkJson(StateTaskServiceAwsSdk):
+    """moto's AWS SDK integration, its answers made JSON (datetimes as ISO strings)."""
+
+    def _eval_service_task(
+        self,
+        env: Environment,
+        resource_runtime_part: ResourceRuntimePart,
+        normalised_parameters: dict,
+        state_credentials: StateCredentials,
+    ) -> None:
+        super()._eval_service_task(env, resource_runtime_part, normalised_parameters, state_credentials)
+        env.stack.append(_jsonable(env.stack.pop()))
 
 
 _original_factory: Callable[..., StateTaskService] | None = None
@@ -186,6 +237,8 @@ def install() -> None:
     def state_task_service_for(service_name: str) -> StateTaskService:
         if service_name == SERVICE_NAME:
             return StateTaskServiceSageMaker()
+        if service_name == "aws-sdk":
+            return StateTaskServiceAwsSdkJson()
         return original(service_name)
 
     state_task_factory.state_task_service_for = state_task_service_for

@@ -30,7 +30,8 @@ ENV_PARSERS: dict[str, Callable[[], Any]] = {functions.API.handler: env.api_env,
                                              functions.COMPOSE.handler: env.compose_env,
                                              functions.STREAM.handler: env.stream_env,
                                              # the redrive runs the stream handler's start_job
-                                             functions.REDRIVE.handler: env.stream_env}
+                                             functions.REDRIVE.handler: env.stream_env,
+                                             functions.FINALISER.handler: env.finaliser_env}
 HANDLERS = sorted(ENV_PARSERS)
 LOCAL_SPECS = [spec for spec in functions.FUNCTIONS if spec.local]
 

@@ -74,7 +74,8 @@ def test_each_local_function_is_its_contract_spec_with_only_the_environment_it_n
     specs = {f["FunctionName"]: f for f in resource_specs(names)["functions"]}
 
     assert set(specs) == {names.function_name(spec.key) for spec in local}
-    assert {"opencomposer-local-api", "opencomposer-local-compose", "opencomposer-local-stream"} == set(specs)
+    assert {"opencomposer-local-api", "opencomposer-local-compose", "opencomposer-local-stream",
+            "opencomposer-local-finaliser"} == set(specs)
     for spec in local:
         declared = specs[names.function_name(spec.key)]
         assert declared["Handler"] == spec.handler

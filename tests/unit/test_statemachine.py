@@ -62,13 +62,38 @@ def wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
     raise AssertionError(f"not reached within {timeout} s")
 
 
+def definition(retry: dict[str, Any] | None = None, **deployment: str) -> str:
+    """The ASL file rendered as deployed; `retry`: RetrySettings values that differ (the waits
+    between CreateTrainingJob attempts, shortened so a test need not wait minutes)."""
+    rendered = json.loads(names.render(ASL.read_text(), {**SUBSTITUTIONS, **deployment}))
+    settings = rendered["States"]["RetrySettings"]["Result"]
+    for group, values in (retry or {}).items():
+        if isinstance(values, dict):
+            assert set(values) <= set(settings[group]), f"no such setting in {group}: {values}"
+            settings[group].update(values)
+        else:
+            assert group in settings, group
+            settings[group] = values
+    return json.dumps(rendered)
+
+
+# Waits of a second, and a capacity limit reached after two waits (1 s, then 2 s).
+FAST_RETRIES = {
+    "throttle": {"wait": 1},
+    "capacity": {"wait": 1, "max_wait": 2, "limit": 3},
+    "poll_seconds": 1,
+}
+
+
 class Machine:
-    def __init__(self, name: str = "training", **deployment: str) -> None:
-        """`deployment`: stack parameter values that differ from SUBSTITUTIONS'."""
+    def __init__(self, name: str = "training", retry: dict[str, Any] | None = None,
+                 **deployment: str) -> None:
+        """`deployment`: stack parameter values that differ from SUBSTITUTIONS'; `retry`: as
+        `definition` takes it."""
         self.sfn = boto3.client("stepfunctions")
         self.arn = self.sfn.create_state_machine(
             name=name,
-            definition=names.render(ASL.read_text(), {**SUBSTITUTIONS, **deployment}),
+            definition=definition(retry, **deployment),
             roleArn="arn:aws:iam::123456789012:role/states",
         )["stateMachineArn"]
 
@@ -116,7 +141,8 @@ def stored_job(job_id: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def machine(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Machine]:
+def sagemaker(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto's SageMaker with new jobs InProgress, and the `.sync` integration installed."""
     real_create = SageMakerModelBackend.create_training_job
 
     def create_in_progress(self: SageMakerModelBackend, *args: Any, **kwargs: Any) -> Any:
@@ -128,9 +154,14 @@ def machine(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Machine]:
     monkeypatch.setattr(SageMakerModelBackend, "create_training_job", create_in_progress)
     stepfunctions_sagemaker.install()
     try:
-        yield Machine()
+        yield
     finally:
         stepfunctions_sagemaker.uninstall()
+
+
+@pytest.fixture
+def machine(sagemaker: None) -> Machine:
+    return Machine()
 
 
 def test_a_job_trains_to_completed_with_its_model(machine: Machine) -> None:
@@ -324,28 +355,211 @@ def test_a_throttled_create_training_job_is_retried(
     failures = [
         e["taskFailedEventDetails"]["error"] for e in machine.history(execution) if e["type"] == "TaskFailed"
     ]
-    assert failures == ["SageMaker.ThrottlingException"]
+    # As Step Functions reports it on AWS: the service's base exception, the code in the cause.
+    assert failures == ["SageMaker.AmazonSageMakerException"]
+    [cause] = [e["taskFailedEventDetails"]["cause"] for e in machine.history(execution)
+               if e["type"] == "TaskFailed"]
+    assert cause.startswith("Rate exceeded (Service: AmazonSageMaker; Status Code: 400; "
+                            "Error Code: ThrottlingException;")
 
 
-def test_a_refused_create_training_job_ends_the_job_failed_with_sagemakers_answer(
+def _refusing(monkeypatch: pytest.MonkeyPatch, answers: list[tuple[str, str, int] | None]) -> list[str]:
+    """CreateTrainingJob answers these in turn (code, message, HTTP status; None: SageMaker's own
+    answer), then SageMaker's own; the list returned grows with each call."""
+    real = BaseClient._make_api_call
+    calls: list[str] = []
+
+    def answer(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "CreateTrainingJob":
+            calls.append(operation)
+            planned = answers[len(calls) - 1] if len(calls) <= len(answers) else None
+            if planned is not None:
+                code, message, status = planned
+                raise ClientError({"Error": {"Code": code, "Message": message},
+                                   "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "r-1"}},
+                                  operation)
+        return real(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", answer)
+    return calls
+
+
+VALIDATION = ("ValidationException", "1 validation error detected: Value 'ml.m5.huge' at "
+              "'resourceConfig.instanceType' failed to satisfy constraint", 400)
+QUOTA = ("ResourceLimitExceeded", "The account-level service limit 'ml.m5.large for training job usage' "
+         "is 0 Instances, with current utilization of 0 Instances and a request delta of 1 Instances. "
+         "Please use AWS Service Quotas to request an increase for this quota.", 400)
+
+
+def test_a_validation_exception_fails_the_job_at_once_with_sagemakers_message(
     machine: Machine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job_id = call_api("POST", "/jobs").body["job_id"]
-    real = BaseClient._make_api_call
+    calls = _refusing(monkeypatch, [VALIDATION])
 
-    def refuse(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        if operation == "CreateTrainingJob":
-            message = "No quota for ml.m5.large"
-            raise ClientError({"Error": {"Code": "ResourceLimitExceeded", "Message": message}}, operation)
-        return real(self, operation, params)
+    result = machine.result(machine.start(job_id))
 
-    monkeypatch.setattr(BaseClient, "_make_api_call", refuse)
+    assert result["status"] == "FAILED" and result.get("error") == "JobFailed"
+    assert calls == ["CreateTrainingJob"]  # asked once: no retry changes a refused request
+    job = job_item(job_id)
+    assert job["status"] == "FAILED"
+    assert job["failure_reason"].startswith(f"SageMaker.AmazonSageMakerException: {VALIDATION[1]} "
+                                            "(Service: AmazonSageMaker; Status Code: 400; "
+                                            "Error Code: ValidationException;")
+
+
+def test_server_errors_are_asked_again_and_a_lasting_one_fails_the_job_saying_so(
+    sagemaker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    machine = Machine("training-5xx", retry={"throttle": {"wait": 1, "max_attempts": 2}})
+    job_id = call_api("POST", "/jobs").body["job_id"]
+    unavailable = ("ServiceUnavailable", "Service is unavailable", 503)
+    calls = _refusing(monkeypatch, [unavailable] * 10)
+
     result = machine.result(machine.start(job_id))
 
     assert result["status"] == "FAILED"
+    assert len(calls) == 3  # the first and max_attempts more
+    reason = job_item(job_id)["failure_reason"]
+    assert reason.startswith("SageMaker.AmazonSageMakerException: Service is unavailable (Service: "
+                             "AmazonSageMaker; Status Code: 503; Error Code: ServiceUnavailable;")
+
+
+def _seen_waiting(job_id: str) -> str:
+    """The job's note while it waits for capacity (it is STARTING meanwhile)."""
+    def note() -> str | None:
+        job = job_item(job_id)
+        return job["status_message"] if job["status"] == "STARTING" else None
+
+    return str(wait_for(note))
+
+
+def test_a_quota_refusal_waits_for_capacity_saying_so_then_trains(
+    sagemaker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given SageMaker refusing twice for lack of quota, then creating the job
+    machine = Machine("training-quota", retry={**FAST_RETRIES, "capacity": {"wait": 1, "limit": 60}})
+    job_id = call_api("POST", "/jobs").body["job_id"]
+    calls = _refusing(monkeypatch, [QUOTA, QUOTA])
+
+    execution = machine.start(job_id)
+    # Then while it waits the job is STARTING, saying why with SageMaker's answer
+    note = _seen_waiting(job_id)
+    # ... and once SageMaker takes it, it trains to the end
+    training_job(job_id)
+    finish(job_id, "Completed")
+    result = machine.result(execution)
+
+    assert note.startswith("waiting for training capacity: SageMaker refused the training job (")
+    assert QUOTA[1] in note and "for up to 60 s in all" in note
+    assert result["status"] == "SUCCEEDED"
+    assert len(calls) == 3
+    assert job_item(job_id)["status"] == "COMPLETED"
+    # The note went when SageMaker was asked again, so no job keeps saying it waits.
+    assert storage.STATUS_MESSAGE not in stored_job(job_id)
+    waits = [e for e in machine.history(execution) if e["type"] == "WaitStateEntered"]
+    assert [json.loads(e["stateEnteredEventDetails"]["input"])["retry"]["capacity"]["wait"]
+            for e in waits] == [1, 2]  # the wait doubles
+
+
+def test_a_quota_refusal_that_outlasts_the_wait_limit_ends_the_job_failed_saying_why(
+    sagemaker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    machine = Machine("training-no-quota", retry=FAST_RETRIES)
+    job_id = call_api("POST", "/jobs").body["job_id"]
+    calls = _refusing(monkeypatch, [QUOTA] * 10)
+
+    result = machine.result(machine.start(job_id))
+
+    assert result["status"] == "FAILED" and result.get("error") == "JobFailed"
+    assert len(calls) == 3  # waits of 1 s and 2 s reach the limit of 3 s
     job = job_item(job_id)
     assert job["status"] == "FAILED"
-    assert job["failure_reason"] == "SageMaker.ResourceLimitExceeded: No quota for ml.m5.large"
+    reason = job["failure_reason"]
+    assert reason.startswith("NoTrainingCapacity: SageMaker had no training capacity for this job for 3 s, "
+                             "the longest this deployment waits (its last answer: ")
+    assert QUOTA[1] in reason and "Service Quotas" in reason and "InstanceType" in reason
+
+
+def test_the_deployed_waits_for_capacity_double_up_to_a_quarter_hour_for_two_hours() -> None:
+    settings = json.loads(ASL.read_text())["States"]["RetrySettings"]["Result"]
+    capacity, throttle = settings["capacity"], settings["throttle"]
+    waits, wait, waited = [], capacity["wait"], 0
+    while waited < capacity["limit"]:  # as CapacityRefused, CountCapacityWait and CapCapacityWait do
+        waits.append(wait)
+        waited += wait
+        wait = min(2 * wait, capacity["max_wait"])
+    assert waits[:4] == [60, 120, 240, 480] and max(waits) == 900
+    assert sum(waits) == 7200
+    # Throttling: a few quick attempts (2, 4, ... 64 s), about two minutes in all.
+    assert throttle["max_attempts"] == 6 and throttle["wait"] * (2 ** throttle["max_attempts"] - 1) == 126
+
+
+NAME_TAKEN = ("Training job names must be unique within an AWS account and region, and a training job "
+              "with this name already exists (arn:aws:sagemaker:us-east-1:123456789012:training-job/{name})")
+
+
+@pytest.mark.parametrize("code", ["ResourceInUse", "ValidationException"])
+def test_a_create_whose_answer_was_lost_finds_its_job_and_waits_for_it(
+    sagemaker: None, monkeypatch: pytest.MonkeyPatch, code: str
+) -> None:
+    machine = Machine(f"training-lost-{code}", retry=FAST_RETRIES)
+    job_id = call_api("POST", "/jobs").body["job_id"]
+    name = names.training_job_name(TRAINING_JOB_PREFIX, job_id)
+    real = BaseClient._make_api_call
+    calls: list[str] = []
+
+    def created_then_lost(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "CreateTrainingJob":
+            calls.append(operation)
+            if len(calls) == 1:
+                # Given SageMaker creating the job and its answer lost (a server error) ...
+                real(self, operation, params)
+                raise ClientError({"Error": {"Code": "InternalFailure", "Message": "internal error"},
+                                   "ResponseMetadata": {"HTTPStatusCode": 500}}, operation)
+            # ... the name is taken when it is asked again (moto does not refuse it itself)
+            raise ClientError({"Error": {"Code": code, "Message": NAME_TAKEN.format(name=name)},
+                               "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+        return real(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", created_then_lost)
+    execution = machine.start(job_id)
+    wait_for(lambda: len(calls) == 2)
+    # Then the job is the training job already made: the workflow waits for its end
+    training = training_job(job_id)
+    finish(job_id, "Completed")
+    result = machine.result(execution)
+
+    assert result["status"] == "SUCCEEDED"
+    assert len(calls) == 2 and list(training_jobs()) == [name]
+    assert job_item(job_id)["status"] == "COMPLETED"
+    assert stored_job(job_id)["model_artifact"] == training.model_artifacts["S3ModelArtifacts"]
+
+
+def test_an_existing_job_that_fails_ends_the_job_failed_with_the_trainings_reason(
+    sagemaker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    machine = Machine("training-existing-fails", retry=FAST_RETRIES)
+    job_id = call_api("POST", "/jobs").body["job_id"]
+    name = names.training_job_name(TRAINING_JOB_PREFIX, job_id)
+    real = BaseClient._make_api_call
+
+    def already_there(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "CreateTrainingJob":
+            if name not in training_jobs():
+                real(self, operation, params)
+            taken = {"Code": "ResourceInUse", "Message": NAME_TAKEN.format(name=name)}
+            raise ClientError({"Error": taken, "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+        return real(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", already_there)
+    execution = machine.start(job_id)
+    finish(job_id, "Failed", "AlgorithmError: out of memory")
+    result = machine.result(execution)
+
+    assert result["status"] == "FAILED" and result.get("error") == "JobFailed"
+    job = job_item(job_id)
+    assert job["status"] == "FAILED" and job["failure_reason"] == "AlgorithmError: out of memory"
 
 
 @pytest.mark.parametrize("status", ["COMPLETED", "FAILED", "STOPPED"])
@@ -370,8 +584,12 @@ def test_the_definition_uses_only_deployment_placeholders_and_the_shared_names()
     task = definition["States"]["CreateTrainingJob"]
     assert task["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
     # Spot and on-demand share this one task: only its data differs.
-    trainings = [s for s in definition["States"].values() if "sagemaker" in s.get("Resource", "")]
+    trainings = [s for s in definition["States"].values() if "createTrainingJob" in s.get("Resource", "")]
     assert trainings == [task]
+    # ... and every SageMaker task names the job as it does (the stop and the grants rely on it).
+    for state in definition["States"].values():
+        if "sagemaker:" in state.get("Resource", ""):
+            assert state["Parameters"]["TrainingJobName.$"] == task["Parameters"]["TrainingJobName.$"]
     environment = {k.removesuffix(".$") for k in task["Parameters"]["Environment"]}
     assert environment == set(training.JOB_ENVIRONMENT)
     assert task["Parameters"]["InputDataConfig"][0]["ChannelName"] == training.MELODY_CHANNEL
@@ -383,7 +601,9 @@ def test_the_definition_uses_only_deployment_placeholders_and_the_shared_names()
         if "States.ALL" in catch["ErrorEquals"]
     }
     assert catch_all == {
-        name: "RecordStopped" for name in ("MarkStarting", "CreateTrainingJob", "MarkCompleted")
+        name: "RecordStopped"
+        for name in ("MarkStarting", "CreateTrainingJob", "NoteWaitingForCapacity", "ClearCapacityNote",
+                     "DescribeExistingJob", "MarkCompleted")
     }
 
 
@@ -409,3 +629,56 @@ def test_post_stream_and_state_machine_together_take_a_job_to_completed(machine:
 
     wait_for(lambda: job_item(job_id)["status"] == "COMPLETED")
     assert stored_job(job_id)["model_artifact"].endswith("/output/model.tar.gz")
+
+
+# --- SageMaker's metric definitions against the training's own log ------------------------------
+
+
+@pytest.fixture(scope="module")
+def training_log(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The log lines of a real (dry-run) training, as the container writes them to stderr:
+    what SageMaker's metric definitions are matched against, not a hand-written copy."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("sm")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SM_", "OPENCOMPOSER_"))}
+    env.update({
+        "SM_MODEL_DIR": str(folder / "model"),
+        "SM_OUTPUT_DATA_DIR": str(folder / "output" / "data"),
+        "SM_INPUT_CONFIG_DIR": str(folder / "input" / "config"),
+        "PYTHONPATH": os.pathsep.join(str(ASL.parents[1] / p) for p in ("training_container", ".")),
+    })
+    done = subprocess.run([sys.executable, "-m", "gan.train", "--dry-run"], env=env, cwd=folder,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stderr.splitlines()
+
+
+def _metric_definitions() -> list[dict[str, str]]:
+    task = json.loads(ASL.read_text())["States"]["CreateTrainingJob"]
+    definitions: list[dict[str, str]] = task["Parameters"]["AlgorithmSpecification"]["MetricDefinitions"]
+    return definitions
+
+
+def test_sagemaker_charts_the_losses_and_the_similarity_index() -> None:
+    names_ = [d["Name"] for d in _metric_definitions()]
+    assert {"generator_loss", "critic_loss", "similarity"} <= set(names_)
+    assert len(names_) == len(set(names_)) <= 40  # SageMaker's limit per job
+    for definition in _metric_definitions():  # MetricDefinition's length limits
+        assert 1 <= len(definition["Name"]) <= 255 and 1 <= len(definition["Regex"]) <= 500
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("metric", [d["Name"] for d in _metric_definitions()])
+def test_each_metric_definition_reads_its_value_from_the_trainings_epoch_line(
+    training_log: list[str], metric: str
+) -> None:
+    (regex,) = [d["Regex"] for d in _metric_definitions() if d["Name"] == metric]
+    matches = [(line, m) for line in training_log if (m := re.search(regex, line))]
+    # One value per epoch (a dry run trains one), from the epoch's line only (not "done: {...}").
+    assert len(matches) == 1, [line for line, _ in matches]
+    line, match = matches[0]
+    logged = dict(token.split("=", 1) for token in line.split() if "=" in token)
+    assert float(match.group(1)) == float(logged[metric])

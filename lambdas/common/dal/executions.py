@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas.common.dal.aws import client, error_code, error_message
+from lambdas.common.dal.aws import client, error_code, error_message, raise_common
 from lambdas.common.errors import ExecutionRefusedError, ExecutionUnavailableError
 
 
@@ -44,3 +44,13 @@ class Executions:
             error = ExecutionRefusedError if code in self.PERMANENT_ERRORS else ExecutionUnavailableError
             raise error(code, error_message(e)) from e
         return True
+
+
+def describe_execution(execution_arn: str) -> dict[str, Any]:
+    """DescribeExecution's answer (status, error, cause, ...); throttling and transient answers
+    become ServiceUnavailableError, for the caller's retry."""
+    try:
+        answer: dict[str, Any] = client("stepfunctions").describe_execution(executionArn=execution_arn)
+    except ClientError as e:
+        raise_common(e)
+    return answer

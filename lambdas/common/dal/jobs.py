@@ -31,6 +31,10 @@ def _final_from(status: JobStatus) -> JobStatus:
 
 
 _END_UNSTARTED = tuple((status, _final_from(status)) for status in _UNSTARTED)
+# A job whose execution has ended without finishing it: a stop the user asked for ends STOPPED
+# (the only final status STOPPING may reach), any other unfinished job FAILED; in that order,
+# since `sources(FAILED)` and `sources(STOPPED)` do not overlap, at most one of them can apply.
+_END_ABANDONED = (statuses.STOPPED, statuses.FAILED)
 
 
 class JobsRepository:
@@ -176,6 +180,32 @@ class JobsRepository:
                     Key=storage.job_key(job_id),
                     UpdateExpression=update,
                     ConditionExpression="#s = :expected",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues=values,
+                )
+                return final.value
+            except ClientError as e:
+                if error_code(e) != "ConditionalCheckFailedException":
+                    raise_common(e)
+        return None
+
+    def end_abandoned(self, job_id: str, reason: str) -> str | None:
+        """Ends a job whose execution has ended while the job is not final: STOPPING → STOPPED,
+        SUBMITTED/STARTING/TRAINING → FAILED with the reason, each a conditional update from the
+        contract's sources (`statuses.sources`). Returns the status written, or None when the job
+        is already final or gone (nothing to do: the update creates no item)."""
+        for final in _END_ABANDONED:
+            expected = {f":{s.lower()}": s for s in statuses.ordered(statuses.sources(final))}
+            values = {":final": final.value, ":now": utc_timestamp(), **expected}
+            update = "SET #s = :final, updated_at = :now"
+            if final == statuses.FAILED:
+                update += ", failure_reason = :reason"
+                values[":reason"] = reason
+            try:
+                self._table.update_item(
+                    Key=storage.job_key(job_id),
+                    UpdateExpression=update,
+                    ConditionExpression=f"#s IN ({', '.join(expected)})",
                     ExpressionAttributeNames={"#s": "status"},
                     ExpressionAttributeValues=values,
                 )

@@ -18,6 +18,8 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from opencomposer.local import aws_calls
+
 
 class LambdaContext:
     """The Lambda context object handlers and Powertools read."""
@@ -46,6 +48,7 @@ def main() -> None:
     # Replies go to the original stdout; anything the handler prints joins stderr (the log).
     replies = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
+    aws_calls.install_for_lambda()  # the IAM check's record of its AWS calls; off unless asked
     handler = load_handler(os.environ["_HANDLER"])
     for line in sys.stdin:
         request = json.loads(line)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from contracts import statuses, storage, timestamps, training
+from gan import aws_calls
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +201,9 @@ class Reporter:
                 # whole training: fail now, saying why.
                 raise RuntimeError(f"the job reports to AWS but its Environment gives no region "
                                    f"({' or '.join(training.REGION_ENVIRONMENT)}); SageMaker sets none")
+            # The IAM check's record of this container's calls (off unless its variable is set):
+            # before the sink makes its clients, which inherit the hook from the session.
+            aws_calls.install_from_env(aws_calls.TRAINING, environ)
             sinks.append(AwsSink(*aws, region=region))  # type: ignore[arg-type,misc]
         return cls(sinks)
 

@@ -159,6 +159,8 @@ def main() -> int:
             print(f"opencomposer local API: {stack.api_url}", flush=True)
             print(f"  console: {stack.api_url}/  (open it in a browser)", flush=True)
             print(f"  state and logs: {stack.home}  (logs in {stack.logs_dir})", flush=True)
+            print(f"  AWS endpoint (moto): {stack.moto_url}  (AWS_ENDPOINT_URL for boto3, the SageMaker SDK)",
+                  flush=True)  # fmt: skip
             if stack.restored.get("jobs"):
                 print(
                     f"  restored {stack.restored['jobs']} job(s) from the last run"

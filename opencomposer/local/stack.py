@@ -25,6 +25,8 @@ from typing import Any
 from contracts import deployment, functions, statuses, storage
 from contracts.timestamps import utc_timestamp
 from gan.cpus import usable_cpus
+from opencomposer.local import aws_calls
+from opencomposer.local.execution_events import ExecutionEvents
 from opencomposer.local.front_door import FrontDoor
 from opencomposer.local.processes import SIGKILL, signal_group
 from opencomposer.local.resources import CreatedResources, LocalNames, create_all, local_functions
@@ -58,6 +60,8 @@ def api_port() -> int:
 
 
 ENV_MAX_TRAININGS = "OPENCOMPOSER_MAX_TRAININGS"
+# Locally each host is a process on this machine (the stack parameter allows up to 20 instances).
+MAX_INSTANCE_COUNT = 4
 
 
 def max_trainings() -> int:
@@ -67,6 +71,19 @@ def max_trainings() -> int:
         return default_max_trainings(usable_cpus())
     if not raw.isdigit() or int(raw) < 1:
         raise ValueError(f"{ENV_MAX_TRAININGS} must be a whole number of trainings, 1 or more (not {raw!r})")
+    return int(raw)
+
+
+ENV_INSTANCE_COUNT = "OPENCOMPOSER_INSTANCE_COUNT"
+
+
+def instance_count() -> int:
+    """Hosts per training job, as the stack's InstanceCount: $OPENCOMPOSER_INSTANCE_COUNT, else 1."""
+    raw = os.environ.get(ENV_INSTANCE_COUNT, "").strip() or "1"
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_INSTANCE_COUNT:
+        raise ValueError(
+            f"{ENV_INSTANCE_COUNT} must be a whole number of hosts, 1 to {MAX_INSTANCE_COUNT} (not {raw!r})"
+        )
     return int(raw)
 
 
@@ -80,6 +97,7 @@ class LocalStackOptions:
     max_trainings: int | None = None  # trainings at once; None: `max_trainings()`
     # keep the jobs table and the bucket in <home>/snapshot across restarts (`snapshot.py`)
     persist: bool = False
+    instance_count: int | None = None  # hosts per training job; None: `instance_count()`
 
 
 class LocalStack:
@@ -94,9 +112,11 @@ class LocalStack:
         self.delivery: StreamDelivery | None = None
         self.runner: SageMakerRunner | None = None
         self.front_door: FrontDoor | None = None
+        self.execution_events: ExecutionEvents | None = None  # EventBridge's, for the finaliser
         self._moto: Any = None
         self._saved_env: dict[str, str | None] = {}
         self._sync_integration: Any = None
+        self._calls: aws_calls.Recorder | None = None
         self._moto_log: logging.Handler | None = None
         self.snapshot: Snapshot | None = None
         if self.options.persist:
@@ -154,18 +174,27 @@ class LocalStack:
             )
             self.runner.install()
             self._install_sync_integration()
+            # The IAM check's record of the state machine's calls (off unless asked: aws_calls.py).
+            self._calls = aws_calls.install_for_state_machine()
 
             import boto3
 
             session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
             self.resources = create_all(
-                session, self.moto_url, self.names, before_mapping=self._restore if self.snapshot else None
+                session,
+                self.moto_url,
+                self.names,
+                before_mapping=self._restore if self.snapshot else None,
+                instance_count=self.options.instance_count or instance_count(),
             )
             if self.snapshot is not None:
                 dynamodb, s3 = self.client("dynamodb"), self.client("s3")
                 self._saver = Saver(self.snapshot, lambda: (dynamodb, s3))
                 self._saver.start()
             self._prewarm()
+            self.execution_events = ExecutionEvents(self.client, self.resources.state_machine_arn,
+                                                    self.names.function_name(functions.FINALISER.key))
+            self.execution_events.start()
 
             from botocore.config import Config
 
@@ -217,6 +246,9 @@ class LocalStack:
                 if self.snapshot is not None and _time_left(deadline) > 2:
                     with contextlib.suppress(Exception):  # the periodic one stays, at worst
                         self.snapshot.save(self.client("dynamodb"), self.client("s3"))
+            if self.execution_events is not None:  # before the runtime its finaliser runs in
+                self.execution_events.stop()
+                self.execution_events = None
             if self.delivery is not None:
                 self.delivery.uninstall()
                 self.delivery = None
@@ -224,6 +256,9 @@ class LocalStack:
                 self.runtime.uninstall()
                 self.runtime = None
             self._uninstall_sync_integration()
+            if self._calls is not None:
+                self._calls.close()
+                self._calls = None
             if self._moto is not None:
                 # moto's backends are process-wide: leave nothing behind for the next stack.
                 if _time_left(deadline) > 1:
@@ -271,18 +306,27 @@ class LocalStack:
 
     # --- pieces -----------------------------------------------------------------------------------
     def _install_sync_integration(self) -> None:
-        """`sagemaker:createTrainingJob.sync` for moto's interpreter, and the interpreter's
-        speed-ups (their own modules)."""
-        from opencomposer.local import stepfunctions_sagemaker, stepfunctions_speed
+        """`sagemaker:createTrainingJob.sync` for moto's interpreter, the interpreter's and the
+        server's speed-ups, and DynamoDB safe under concurrent requests (their own modules)."""
+        from opencomposer.local import (
+            dynamodb_transactions,
+            moto_server_speed,
+            stepfunctions_sagemaker,
+            stepfunctions_speed,
+        )
 
         self._sync_integration = stepfunctions_sagemaker
         stepfunctions_sagemaker.install()
         stepfunctions_speed.install()  # after: it also shares the integration's clients
+        dynamodb_transactions.install()
+        moto_server_speed.install()
 
     def _uninstall_sync_integration(self) -> None:
         if self._sync_integration is not None:
-            from opencomposer.local import stepfunctions_speed
+            from opencomposer.local import dynamodb_transactions, moto_server_speed, stepfunctions_speed
 
+            moto_server_speed.uninstall()
+            dynamodb_transactions.uninstall()
             stepfunctions_speed.uninstall()
             self._sync_integration.uninstall()
             self._sync_integration = None

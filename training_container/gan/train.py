@@ -38,6 +38,7 @@ from contracts.hyperparameters import DEFAULTS, HYPERPARAMETERS, parse_sagemaker
 from contracts.instruments import resolve as resolve_instruments
 from contracts.training import FAILURE_REASON_MAX, MELODY_CHANNEL
 from gan import data as gan_data
+from gan import distributed
 from gan.cpus import usable_cpus
 from gan.encoding import Batch, Windows
 from gan.generate import accompany, harmonise
@@ -230,13 +231,20 @@ class BatchSource(Protocol):
 
 
 def train_step(
-    state: dict[str, Any], batches: BatchSource, hp: Hyperparameters, lr: float
+    state: dict[str, Any],
+    batches: BatchSource,
+    hp: Hyperparameters,
+    lr: float,
+    world: distributed.World = distributed.ALONE,
 ) -> dict[str, torch.Tensor]:
     """One training iteration at learning rate `lr`: update_ratio critic updates, then one
     generator update. The losses come back as detached tensors rather than floats, so that a
-    step on a GPU need not wait for the device (the benchmark times this function)."""
+    step on a GPU need not wait for the device (the benchmark times this function). Across
+    hosts (`world`), each draws its share of the batch and every gradient is averaged before
+    each update."""
     generator, critic = state["generator"], state["critic"]
     g_opt, c_opt, rng = state["g_optimizer"], state["c_optimizer"], state["rng"]
+    batch_size = world.batch(hp.batch_size)
     generator.train()
     for group in (*g_opt.param_groups, *c_opt.param_groups):
         group["lr"] = lr
@@ -244,12 +252,12 @@ def train_step(
     def noise(batch: Batch) -> torch.Tensor:
         # Drawn from the job's own CPU generator whatever the device: a seed trains the same
         # model, and a resumed job continues the same draws (the generator is checkpointed).
-        shape = generator.noise_shape(hp.batch_size, batch.condition.size(-1))
+        shape = generator.noise_shape(batch_size, batch.condition.size(-1))
         return torch.randn(shape, generator=rng).to(batch.condition.device)
 
     # (1) Update the critic: maximise critic(Bach) - critic(generated) - λ·penalty
     for _ in range(hp.update_ratio):
-        batch = batches.sample(hp.batch_size, rng)
+        batch = batches.sample(batch_size, rng)
         with torch.no_grad():
             fake = as_critic_input(*generator(batch.condition, noise(batch)))
         real_score = critic(batch.condition, batch.voices).mean()
@@ -258,9 +266,10 @@ def train_step(
         c_loss = fake_score - real_score + GRADIENT_PENALTY_WEIGHT * penalty
         c_opt.zero_grad(set_to_none=True)
         c_loss.backward()
+        distributed.average_gradients(critic, world)
         c_opt.step()
     # (2) Update the generator: fool the critic, and match Bach's voices (supervised term)
-    batch = batches.sample(hp.batch_size, rng)
+    batch = batches.sample(batch_size, rng)
     pitch_logits, onset_logits = generator(batch.condition, noise(batch))
     adversarial = -critic(batch.condition, as_critic_input(pitch_logits, onset_logits)).mean()
     supervised = F.cross_entropy(
@@ -269,6 +278,7 @@ def train_step(
     g_loss = ADVERSARIAL_WEIGHT * adversarial + supervised
     g_opt.zero_grad(set_to_none=True)
     g_loss.backward()
+    distributed.average_gradients(generator, world)
     g_opt.step()
     return {
         "generator_loss": g_loss.detach(),
@@ -278,14 +288,21 @@ def train_step(
     }
 
 
-def train_epoch(state: dict[str, Any], windows: Windows, hp: Hyperparameters, steps: int) -> dict[str, float]:
-    """`steps` training steps along the learning-rate schedule; the mean of each loss."""
+def train_epoch(
+    state: dict[str, Any],
+    windows: Windows,
+    hp: Hyperparameters,
+    steps: int,
+    world: distributed.World = distributed.ALONE,
+) -> dict[str, float]:
+    """`steps` training steps along the learning-rate schedule; the mean of each loss (over
+    the steps, and over the hosts)."""
     totals: dict[str, float] = {}
     for step in range(steps):
         lr = learning_rate(hp, state["epoch"] * steps + step, hp.epochs * steps)
-        for name, loss in train_step(state, windows, hp, lr).items():
+        for name, loss in train_step(state, windows, hp, lr, world).items():
             totals[name] = totals.get(name, 0.0) + loss.item()
-    return {k: v / steps for k, v in totals.items()}
+    return distributed.average({k: v / steps for k, v in totals.items()}, world)
 
 
 # The per-epoch validation figures, the per-epoch samples and the final composition decode at
@@ -349,30 +366,39 @@ def train(
     steps_per_epoch: int = STEPS_PER_EPOCH,
     config: ModelConfig | None = None,
     instruments: object = None,
+    world: distributed.World = distributed.ALONE,
 ) -> dict[str, Any]:
     """Train from scratch or from the checkpoint, report each epoch, write the model and the
     accompanied melody. The samples and the composition play `instruments` (a preset name or
-    four voices, `contracts.instruments`; None: the choir). Returns the last epoch's figures."""
+    four voices, `contracts.instruments`; None: the choir). Returns the last epoch's figures.
+
+    Across several hosts (`world`, `gan.distributed`) each trains on its shard of the pieces,
+    and only the leader validates, reports, checkpoints and writes the model and composition;
+    the others return {}."""
     from gan import metrics
 
     voices = resolve_instruments(instruments)  # a bad value fails before the training, not after
     config = config or ModelConfig()
-    windows = Windows(splits.train, config)
+    windows = Windows(world.shard(splits.train), config)
     checkpoint = paths.checkpoints / CHECKPOINT_FILE
     if checkpoint.exists():
         state = load_checkpoint(checkpoint, hp)
         log.info("resumed from %s after epoch %d", checkpoint, state["epoch"])
     else:
         state = new_state(hp, config)
-    if state["epoch"] == 0:
+    if world.parallel:
+        _join_hosts(state, world)
+    if state["epoch"] == 0 and world.leader:
         reporter.reference(metrics.evaluate(splits.validation, reference=splits.validation))
     sample_melody = splits.validation[0]
     figures: dict[str, float] = {}
     while state["epoch"] < hp.epochs:
         started = time.perf_counter()
-        figures = train_epoch(state, windows, hp, steps_per_epoch)
+        figures = train_epoch(state, windows, hp, steps_per_epoch, world)
         state["epoch"] += 1
         epoch = state["epoch"]
+        if not world.leader:
+            continue
         figures.update(validate(state["generator"], splits.validation, hp.seed))
         figures["seconds"] = time.perf_counter() - started
         log.info("epoch %d/%d %s", epoch, hp.epochs, " ".join(f"{k}={v:.4g}" for k, v in figures.items()))
@@ -381,6 +407,8 @@ def train(
             sample = harmonise_chorale_melody(state["generator"], sample_melody, hp.seed, voices)
             reporter.sample(epoch, sample)
         save_checkpoint(checkpoint, state, hp)
+    if not world.leader:
+        return {}
     paths.model.mkdir(parents=True, exist_ok=True)
     torch.save(
         {
@@ -404,6 +432,21 @@ def train(
         )
     reporter.compositions({FINAL_COMPOSITION: final})
     return figures
+
+
+def _join_hosts(state: dict[str, Any], world: distributed.World) -> None:
+    """Every host starts where the leader does, with its weights, and draws its own batches."""
+    epoch = float(state["epoch"])
+    epochs = distributed.average({"epoch": epoch, "squared": epoch**2}, world)
+    if epochs["squared"] != epochs["epoch"] ** 2:  # equal only when every host's epoch is the same
+        raise ValueError(
+            "the hosts resumed from different checkpoints: SageMaker gives every host the job's "
+            "checkpoint folder, so each must hold the same checkpoint.pt"
+        )
+    distributed.same_weights(state["generator"], world)
+    distributed.same_weights(state["critic"], world)
+    if not world.leader:  # the leader keeps the job's own draws (and a single host's result)
+        state["rng"].manual_seed(int(state["rng"].initial_seed()) + world.rank)
 
 
 # --- the entry point -----------------------------------------------------------------------------
@@ -439,6 +482,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = parse_args(argv)
     paths = Paths.from_env(environ, args.checkpoint_dir)
     previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    world = distributed.ALONE
     try:  # from the handler on: a SIGTERM anywhere below is a stop, never a traceback
         torch.set_num_threads(usable_cpus())
         hp = read_hyperparameters(args, environ)
@@ -451,13 +495,16 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             except midi.MidiError as e:
                 raise ValueError(f"the job's melody cannot be used: {e}") from e
         splits = load_dataset(paths.training)
-        reporter = Reporter.from_env(paths.output, environ)
+        world = distributed.from_env(environ)
+        # Only the leader writes the job's progress and files (gan.distributed).
+        reporter = Reporter.from_env(paths.output, environ) if world.leader else Reporter([])
+        distributed.start(world)
         if args.dry_run:
             hp = replace(hp, epochs=1)
             splits = gan_data.Splits(splits.train[:8], splits.validation[:2], splits.test[:2])
-            figures = train(hp, paths, reporter, melody_midi, splits, steps_per_epoch=2)
+            figures = train(hp, paths, reporter, melody_midi, splits, steps_per_epoch=2, world=world)
         else:
-            figures = train(hp, paths, reporter, melody_midi, splits)
+            figures = train(hp, paths, reporter, melody_midi, splits, world=world)
         log.info("done: %s", json.dumps({k: round(v, 4) for k, v in figures.items()}))
         return 0
     except Stopped:
@@ -472,7 +519,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
+        distributed.finish(world)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The image's ENTRYPOINT: `train` (SageMaker's argument) reads SageMaker's files first.
+    from gan.entrypoint import main as entry
+
+    sys.exit(entry(train_main=main))

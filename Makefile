@@ -32,6 +32,9 @@ test: $(STAMP) ## lint and run the whole test suite
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
+image-test: $(STAMP) ## build the training image (cached) and run it as SageMaker does (Linux; starts dockerd as root)
+	bash training_container/image/image-test.sh
+
 fuzz: $(STAMP) ## fuzz the API with schemathesis against a local stack: 1,200 cases (CASES=n, SEED=s)
 	$(PY) -m tests.fuzz.fuzz_api $(if $(CASES),--cases $(CASES)) $(if $(SEED),--seed $(SEED))
 
@@ -71,4 +74,4 @@ destroy: $(STAMP) $(NPM_STAMP) ## delete the deployed stack and everything in it
 clean: ## remove the environment, node_modules, caches and local state
 	rm -rf $(VENV) node_modules cdk.out .opencomposer .pytest_cache .ruff_cache .mypy_cache
 
-.PHONY: help setup run serve test fuzz bench bench-gpu lint synth data bootstrap deploy destroy clean
+.PHONY: help setup run serve test image-test fuzz bench bench-gpu lint synth data bootstrap deploy destroy clean

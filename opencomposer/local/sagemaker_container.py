@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ _INHERITED_ENV = (
     "SYSTEMROOT",
     "OMP_NUM_THREADS",
     "OPENCOMPOSER_DATA_DIR",
+    "OPENCOMPOSER_RECORD_AWS_CALLS",  # the IAM check's record of AWS calls (gan.aws_calls)
 )
 
 
@@ -81,12 +83,97 @@ def container_environment(
     return env
 
 
-def container_argv(entry_point: Sequence[str], hyperparameters: Mapping[str, str]) -> list[str]:
-    """The entry point with each hyperparameter as a `--name value` flag, as the toolkit runs it."""
-    argv = list(entry_point)
-    for name, value in hyperparameters.items():
-        argv += [f"--{name}", value]
-    return argv
+# SageMaker's one argument to a training image: `docker run <image> train`.
+SAGEMAKER_ARGUMENT = "train"
+
+
+def container_argv(entry_point: Sequence[str]) -> list[str]:
+    """The image's entry point with SageMaker's argument: hyperparameters reach the training
+    only through /opt/ml/input/config/hyperparameters.json (and the toolkit's SM_HPS), as on
+    SageMaker, never as flags."""
+    return [*entry_point, SAGEMAKER_ARGUMENT]
+
+
+def dockerfile_entrypoint(dockerfile: Path) -> list[str]:
+    """The exec-form ENTRYPOINT a Dockerfile declares (the last one, as Docker takes it), so the
+    process runtime runs the command the image runs, not a copy of it. A shell-form or missing
+    ENTRYPOINT is an error: the image must be started in exec form (SIGTERM reaches Python)."""
+    entrypoint: list[str] | None = None
+    for instruction in _instructions(dockerfile.read_text()):
+        keyword, _, arguments = instruction.partition(" ")
+        if keyword.upper() != "ENTRYPOINT":
+            continue
+        try:
+            parsed = json.loads(arguments)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, list) or not parsed or not all(isinstance(a, str) for a in parsed):
+            raise ValueError(
+                f"{dockerfile}: ENTRYPOINT must be exec form, a JSON list of strings: {arguments}"
+            )
+        entrypoint = parsed
+    if entrypoint is None:
+        raise ValueError(f"{dockerfile} declares no ENTRYPOINT")
+    return entrypoint
+
+
+def _instructions(text: str) -> list[str]:
+    """Dockerfile instructions, continuation lines joined, comments and blank lines dropped."""
+    instructions: list[str] = []
+    current = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        instructions.append((current + line).strip())
+        current = ""
+    if current:
+        instructions.append(current.strip())
+    return instructions
+
+
+def process_entry_point(entrypoint: Sequence[str], python: str) -> list[str]:
+    """The image's entry point for a process on this machine: its `python` is this one."""
+    head, *rest = entrypoint
+    return [python if head in ("python", "python3") else head, *rest]
+
+
+def write_input_config(
+    paths: JobPaths,
+    hyperparameters: Mapping[str, str],
+    channels: Sequence[str],
+    instance_type: str,
+) -> None:
+    """SageMaker's three files under /opt/ml/input/config (its documented layout for a
+    one-instance job in File mode), which the image's entry point reads."""
+    files = {
+        "hyperparameters.json": dict(hyperparameters),
+        "inputdataconfig.json": {
+            name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated",
+                   "RecordWrapperType": "None"}
+            for name in channels
+        },
+        "resourceconfig.json": {
+            "current_host": "algo-1",
+            "hosts": ["algo-1"],
+            "current_group_name": "homogeneousCluster",
+            "current_instance_type": instance_type,
+            "instance_groups": [
+                {
+                    "instance_group_name": "homogeneousCluster",
+                    "instance_type": instance_type,
+                    "hosts": ["algo-1"],
+                }
+            ],
+            "network_interface_name": "eth0",
+        },
+    }
+    paths.input_config.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (paths.input_config / name).write_text(json.dumps(content))
 
 
 class JobPaths:
@@ -115,7 +202,27 @@ def failure_reason(failure_file: Path, rc: int, stderr_tail: list[str]) -> str:
     if failure_file.exists() and failure_file.read_text().strip():
         return "AlgorithmError: " + failure_file.read_text().strip()
     detail = "\n".join(stderr_tail).strip() or "no output"
+    killed = _killed_by(rc)
+    if killed:
+        # Nothing of the training's own could say why: it was ended from outside.
+        return (
+            f"AlgorithmError: the training process was killed by {killed} (exit code {rc}), by "
+            f"something outside it (out of memory, or a kill); submit the job again. "
+            f"Its last output:\n{detail}"
+        )
     return f"AlgorithmError: the training process exited with code {rc}:\n{detail}"
+
+
+def _killed_by(rc: int) -> str | None:
+    """The signal's name when `rc` says a signal ended the process: negative from Popen, or
+    128 + the signal from a shell or a container (137 for SIGKILL)."""
+    number = -rc if rc < 0 else rc - 128 if 128 < rc < 160 else 0
+    if not number:
+        return None
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def tail(path: Path, lines: int) -> list[str]:

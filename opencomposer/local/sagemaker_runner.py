@@ -3,8 +3,11 @@
 moto records a training job and declares it `Completed` at once; nothing runs. `SageMakerRunner`
 hooks moto's CreateTrainingJob (in the server process, where the job objects live) and runs the
 training entry point as a subprocess under the SageMaker container contract
-(`sagemaker_container`: a folder per job emulating `/opt/ml`, the `SM_*` variables, the channels
-filled from their S3 URIs, the toolkit's `--name value` flags), plus the job's `Environment`. It
+(`sagemaker_container`: a folder per job emulating `/opt/ml` with SageMaker's input config
+files, the `SM_*` variables, the channels filled from their S3 URIs, the command the training
+image's Dockerfile declares with SageMaker's `train` argument), plus the job's `Environment`;
+or, with `OPENCOMPOSER_TRAINING_RUNTIME=docker`, runs the training image itself on that folder
+as SageMaker does (`docker_runtime`). It
 moves the job `InProgress` → `Completed` / `Failed` / `Stopped`, uploads `model.tar.gz` to
 `<S3OutputPath>/<job>/output/`, and adds `StopTrainingJob`, which moto lacks (SIGTERM, then
 SIGKILL after a grace period, as SageMaker does). Each job's output lands in
@@ -21,7 +24,6 @@ while the job is STARTING); a stop ends a waiting job at once, without a process
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -38,14 +40,18 @@ from typing import Any
 from moto.core.utils import utcnow
 
 from contracts import deployment, storage, training
+from opencomposer.local.docker_runtime import DockerRuntime, runtime_from_env, sagemaker_environment
 from opencomposer.local.processes import SIGKILL, die_with_parent, new_session, signal_group
 from opencomposer.local.s3_files import download_prefix, upload_prefix, upload_tar
 from opencomposer.local.sagemaker_container import (
     JobPaths,
     container_argv,
     container_environment,
+    dockerfile_entrypoint,
     failure_reason,
+    process_entry_point,
     tail,
+    write_input_config,
 )
 
 log = logging.getLogger(__name__)
@@ -53,8 +59,12 @@ log = logging.getLogger(__name__)
 _STDERR_TAIL_LINES = 15
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAINING_PACKAGE_DIR = _REPO_ROOT / "training_container"
-# The image's entry point: `python -m gan.train` with the training package on PYTHONPATH.
-DEFAULT_ENTRY_POINT: tuple[str, ...] = (sys.executable, "-m", "gan.train")
+TRAINING_DOCKERFILE = TRAINING_PACKAGE_DIR / "Dockerfile"
+# The image's entry point, read from its Dockerfile (`python -m gan.train`, run by this
+# Python), with the training package on PYTHONPATH.
+DEFAULT_ENTRY_POINT: tuple[str, ...] = tuple(
+    process_entry_point(dockerfile_entrypoint(TRAINING_DOCKERFILE), sys.executable)
+)
 # What a waiting job's item says (`status_message`) until its training starts.
 WAITING_FOR_CAPACITY = (
     "waiting for training capacity: {limit} training(s) at a time on this machine "
@@ -91,6 +101,7 @@ class SageMakerRunner:
         max_trainings: int = 1,
         cpus: int = 1,
         dynamodb_client_factory: Callable[[], Any] | None = None,
+        runtime: str | None = None,
     ) -> None:
         self.jobs_dir = state_dir / "training"
         self.logs_dir = logs_dir
@@ -110,6 +121,9 @@ class SageMakerRunner:
         self._runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
         self._originals: dict[str, Any] = {}
+        # `process` (this machine's Python) or `docker` (the training image); OPENCOMPOSER_TRAINING_RUNTIME
+        self.runtime = runtime or runtime_from_env()
+        self.docker = DockerRuntime(scope=str(self.jobs_dir.resolve())) if self.runtime == "docker" else None
 
     # --- moto hooks ---------------------------------------------------------------------------
     def install(self) -> None:
@@ -186,7 +200,7 @@ class SageMakerRunner:
             self._capacity.notify_all()
         process = run.process
         if process is not None and process.poll() is None:
-            signal_group(process, signal.SIGTERM)
+            self._signal(run, process, signal.SIGTERM)
 
     def stop_all(self, timeout_s: float | None = None) -> None:
         """Stop every training, those that start meanwhile too, within one deadline (`timeout_s`,
@@ -208,7 +222,7 @@ class SageMakerRunner:
             if now >= kill_at:
                 for run in runs:
                     if run.process is not None and run.process.poll() is None:
-                        signal_group(run.process, SIGKILL)
+                        self._signal(run, run.process, SIGKILL)
             if now >= deadline:
                 return
             alive = [run.thread for run in runs if run.thread is not None and run.thread.is_alive()]
@@ -331,7 +345,8 @@ class SageMakerRunner:
         if checkpoint_uri:
             download_prefix(s3, checkpoint_uri, paths.checkpoints)
         hyperparameters = {k: str(v) for k, v in (job.hyper_parameters or {}).items()}
-        (paths.input_config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+        instance_type = (job.resource_config or {}).get("InstanceType", "ml.m5.large")
+        write_input_config(paths, hyperparameters, channels, instance_type)
 
         if run.stop_requested.is_set():
             return "Stopped", run.stop_reason, None
@@ -358,6 +373,8 @@ class SageMakerRunner:
         self, run: _Run, paths: JobPaths, channels: list[str], hyperparameters: dict[str, str]
     ) -> tuple[int, list[str]]:
         job = run.job
+        if self.docker is not None:
+            return self._execute_in_image(run, paths, self.docker)
         env = container_environment(
             job_name=run.name,
             job_arn=job.arn,
@@ -370,8 +387,28 @@ class SageMakerRunner:
             host_environ=os.environ,
             cpu_count=self.cpus_each,
         )
-        argv = container_argv(self.entry_point, hyperparameters)
+        return self._spawn(run, container_argv(self.entry_point), env, cwd=paths.root)
 
+    def _execute_in_image(self, run: _Run, paths: JobPaths, docker: DockerRuntime) -> tuple[int, list[str]]:
+        job = run.job
+        docker.check()
+        docker.remove(run.name)
+        environment = sagemaker_environment(
+            job_name=run.name,
+            job_arn=job.arn,
+            job_environment=getattr(job, "environment", None) or {},
+            endpoint_url=self.endpoint_url,
+        )
+        # a CPU limit only where trainings share the machine (max_trainings > 1)
+        cpus = self.cpus_each if self.max_trainings > 1 else None
+        argv = docker.command(run.name, paths.root, environment, cpus)
+        # the docker client gets this machine's environment (PATH, DOCKER_HOST), not the container
+        return self._spawn(run, argv, dict(os.environ), cwd=paths.root)
+
+    def _spawn(
+        self, run: _Run, argv: list[str], env: dict[str, str], cwd: Path
+    ) -> tuple[int, list[str]]:
+        job = run.job
         max_runtime = float((job.stopping_condition or {}).get("MaxRuntimeInSeconds") or 0)
         log_path = self.log_path(run.name)
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -380,7 +417,7 @@ class SageMakerRunner:
             log_file.flush()
             process = subprocess.Popen(
                 argv,
-                cwd=paths.root,
+                cwd=cwd,
                 env=env,
                 stdout=log_file,
                 stderr=log_file,
@@ -389,7 +426,7 @@ class SageMakerRunner:
             )
             run.process = process
             if run.stop_requested.is_set():  # a stop that raced the start
-                signal_group(process, signal.SIGTERM)
+                self._signal(run, process, signal.SIGTERM)
             started = time.monotonic()
             self._supervise(run, process, started, max_runtime)
             log_file.write(f"Process exited with code {process.returncode}\n".encode())
@@ -406,9 +443,17 @@ class SageMakerRunner:
             if run.stop_requested.is_set():
                 stop_sent_at = stop_sent_at or now
                 if now - stop_sent_at > self.stop_grace_s:
-                    signal_group(process, SIGKILL)
+                    self._signal(run, process, SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=0.2)
+
+    def _signal(self, run: _Run, process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+        """A training's signal: to its process group, or in the image to the container's PID 1
+        (the `docker run` client would pass on a SIGTERM but dies of a SIGKILL alone)."""
+        if self.docker is not None:
+            self.docker.signal(run.name, signum.name)
+        else:
+            signal_group(process, signum)
 
     def _download_channels(self, s3: Any, job: Any, paths: JobPaths) -> list[str]:
         channels = []

@@ -19,31 +19,40 @@ import pytest
 from botocore.exceptions import ClientError
 
 from contracts import storage, training
-from opencomposer.local.sagemaker_container import JobPaths, container_argv, container_environment
-from opencomposer.local.sagemaker_runner import SageMakerRunner
+from opencomposer.local.sagemaker_container import (
+    JobPaths,
+    container_argv,
+    container_environment,
+    dockerfile_entrypoint,
+    process_entry_point,
+)
+from opencomposer.local.sagemaker_runner import DEFAULT_ENTRY_POINT, TRAINING_DOCKERFILE, SageMakerRunner
 
 SCRIPT = r"""
-import argparse, json, os, pathlib, signal, sys, time
+import json, os, pathlib, signal, sys, time
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--epochs")
-parser.add_argument("--mode")
-args = parser.parse_args()
+# As the image's entry point is started: SageMaker's one argument, the hyperparameters in its file.
+config = pathlib.Path(os.environ["SM_INPUT_CONFIG_DIR"])
+args = json.loads((config / "hyperparameters.json").read_text())
+mode = args.get("mode")
 out = pathlib.Path(os.environ["SM_OUTPUT_DATA_DIR"])
-if args.mode == "fail-with-file":
+if mode == "fail-with-file":
     (out.parent / "failure").write_text("ValueError: the melody has no notes")
     sys.exit(1)
-if args.mode == "crash":
+if mode == "crash":
     raise RuntimeError("boom from the training script")
-if args.mode in ("hang", "stubborn"):
-    if args.mode == "stubborn":
+if mode in ("hang", "stubborn"):
+    if mode == "stubborn":
         signal.signal(signal.SIGTERM, lambda *a: print("ignoring SIGTERM", flush=True))
     print("training forever", flush=True)
     while True:
         time.sleep(0.1)
 channel = pathlib.Path(os.environ["SM_CHANNEL_MELODY"])
 info = {
-    "epochs_flag": args.epochs,
+    "argv": sys.argv[1:],
+    "epochs": args.get("epochs"),
+    "config_files": sorted(p.name for p in config.iterdir()),
+    "channels": json.loads((config / "inputdataconfig.json").read_text()),
     "hps": json.loads(os.environ["SM_HPS"]),
     "melody": sorted(p.name for p in channel.iterdir()),
     "melody_bytes": (channel / "melody.mid").read_bytes().decode(),
@@ -176,10 +185,34 @@ def test_the_jobs_environment_is_applied_last(tmp_path: Path) -> None:
     )
 
 
-def test_the_entry_point_gets_each_hyperparameter_as_a_flag() -> None:
-    argv = container_argv(["python", "-m", "gan.train"], {"epochs": "3", "seed": "0"})
+def test_the_entry_point_gets_sagemakers_argument_and_no_flags() -> None:
+    assert container_argv(["python", "-m", "gan.train"]) == ["python", "-m", "gan.train", "train"]
 
-    assert argv == ["python", "-m", "gan.train", "--epochs", "3", "--seed", "0"]
+
+def test_the_process_runtime_runs_the_command_the_dockerfile_declares() -> None:
+    # The real Dockerfile's exec-form ENTRYPOINT, with this machine's Python for `python`
+    declared = dockerfile_entrypoint(TRAINING_DOCKERFILE)
+    assert declared[0] == "python"
+    assert list(DEFAULT_ENTRY_POINT) == [sys.executable, *declared[1:]]
+
+
+def test_the_dockerfile_entrypoint_is_parsed_as_docker_reads_it(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        'FROM base\n# ENTRYPOINT ["commented", "out"]\nENTRYPOINT ["first"]\n'
+        'entrypoint [ "python", \\\n  "-m", "gan.entrypoint" ]\nCMD ["ignored"]\n'
+    )
+    # the last one wins, continuation lines joined, the keyword in any case
+    assert dockerfile_entrypoint(dockerfile) == ["python", "-m", "gan.entrypoint"]
+    assert process_entry_point(["python", "-m", "x"], "/usr/bin/python3") == ["/usr/bin/python3", "-m", "x"]
+    assert process_entry_point(["/bin/train"], "/py") == ["/bin/train"]
+
+    dockerfile.write_text("FROM base\nENTRYPOINT python -m gan.entrypoint\n")
+    with pytest.raises(ValueError, match="exec form"):  # a shell would swallow SIGTERM
+        dockerfile_entrypoint(dockerfile)
+    dockerfile.write_text("FROM base\nCMD [\"python\"]\n")
+    with pytest.raises(ValueError, match="no ENTRYPOINT"):
+        dockerfile_entrypoint(dockerfile)
 
 
 @pytest.fixture()
@@ -266,7 +299,13 @@ def test_a_successful_job_runs_under_the_container_contract_and_uploads_its_mode
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         info = json.load(tar.extractfile("info.json"))  # type: ignore[arg-type]
     assert info == {
-        "epochs_flag": "3",
+        "argv": ["train"],  # SageMaker's argument, and no hyperparameter flags
+        "epochs": "3",
+        "config_files": ["hyperparameters.json", "inputdataconfig.json", "resourceconfig.json"],
+        "channels": {
+            "melody": {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated",
+                       "RecordWrapperType": "None"}
+        },
         "hps": {"epochs": "3", "mode": "ok"},
         "melody": ["melody.mid"],
         "melody_bytes": "MThd-fake",

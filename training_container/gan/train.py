@@ -4,6 +4,8 @@ The same script runs under SageMaker, under the local stack's runner and on a la
 comes from the SageMaker variables (docs/contracts.md), with a local fallback under `./sm/`.
 
     python -m gan.train --epochs 20 --learning_rate 0.001 --update_ratio 5 --batch_size 64 --seed 0
+    python -m gan.train train              # as SageMaker runs the image: /opt/ml/input/config's files
+                                           # (gan/entrypoint.py); the image's ENTRYPOINT
     python -m gan.train --dry-run          # one short cycle of everything, for CI
 
 An epoch is a fixed number of generator updates (`STEPS_PER_EPOCH`), not a pass over the data,

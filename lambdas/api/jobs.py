@@ -26,11 +26,16 @@ from lambdas.common.errors import (
     InvalidFieldError,
     JobNotFoundError,
     JobStateConflictError,
+    ServiceUnavailableError,
 )
 from lambdas.common.models import CreateJobRequest, ListCompositionsQuery, ListJobsQuery, job_to_api, plain
 
 logger = Logger(service="opencomposer-api")
 TrainingOutputs = list[tuple[str, str, datetime]]  # (name, key, written); `list` is a method below
+
+
+# Writes of a job whose key turned out taken, each followed by a look at the key's first job.
+_WRITE_ATTEMPTS = 2
 
 
 class JobService:
@@ -49,11 +54,9 @@ class JobService:
     # --- POST /jobs --------------------------------------------------------------------------
     def create(self, owner: str, request: CreateJobRequest, idempotency_key: str | None) -> dict[str, Any]:
         request_hash = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
-        if idempotency_key:
-            replay = self._replay(owner, idempotency_key, request_hash)
-            if replay is not None:
-                return replay
-
+        # A key is not looked up first: the job and its key are written in one transaction that
+        # fails if the key exists, and only then is the first job answered. A new key (nearly
+        # every request: the CLI sends one with each submit) costs no extra read.
         midi, melody = _melody(request)
         job_id = uuid.uuid4().hex
         now = utc_timestamp()
@@ -76,12 +79,20 @@ class JobService:
         melody_key = storage.melody_key(job_id)
         self._artifacts.put(melody_key, midi)
         idempotency = {"key": idempotency_key, "request_hash": request_hash} if idempotency_key else None
-        if not self._jobs.put_job(job, idempotency):
-            # A concurrent POST with the same key won: answer with its job, keep nothing of ours.
-            self._artifacts.delete(melody_key)
+        for _ in range(_WRITE_ATTEMPTS):
+            if self._jobs.put_job(job, idempotency):
+                break
+            # The key was used before (or by a concurrent POST that won): answer with its job.
             replay = self._replay(owner, idempotency_key or "", request_hash)
             if replay is not None:
+                self._artifacts.delete(melody_key)  # keep nothing of ours
                 return replay
+            # ... unless its job went meanwhile (deleted with its key): write ours after all.
+        else:
+            self._artifacts.delete(melody_key)
+            raise ServiceUnavailableError(
+                f"the {names.IDEMPOTENCY_HEADER}'s first job changed while this one was written; try again"
+            )
         logger.info("job submitted", job_id=job_id, status=statuses.SUBMITTED.value, melody=melody)
         return job_to_api(job)
 

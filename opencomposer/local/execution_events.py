@@ -81,6 +81,7 @@ class ExecutionEvents:
         self._ended: queue.Queue[tuple[str, int] | None] = queue.Queue()  # (execution ARN, attempt)
         self._thread: threading.Thread | None = None
         self._original: Callable[..., Any] | None = None
+        self._stopping = threading.Event()
 
     def start(self) -> None:
         from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
@@ -109,6 +110,7 @@ class ExecutionEvents:
         if self._original is not None:
             BaseExecutionWorkerCommunication.terminated = self._original  # type: ignore[method-assign]
             self._original = None
+        self._stopping.set()  # what is still queued is not delivered: the runtime goes next
         self._ended.put(None)
         if self._thread is not None:
             self._thread.join(timeout_s)
@@ -116,7 +118,7 @@ class ExecutionEvents:
 
     def _run(self) -> None:
         stepfunctions, lambda_ = self._client("stepfunctions"), self._client("lambda")
-        while (ended := self._ended.get()) is not None:
+        while (ended := self._ended.get()) is not None and not self._stopping.is_set():
             arn, attempt = ended
             try:
                 execution = stepfunctions.describe_execution(executionArn=arn)
@@ -124,8 +126,10 @@ class ExecutionEvents:
             except Exception:  # noqa: BLE001 - the watcher outlives a failed delivery (moto stopping, ...)
                 log.debug("could not deliver the end of %s", arn, exc_info=True)
                 done = attempt >= MAX_ATTEMPTS
-            if not done:
-                threading.Timer(RETRY_AFTER_S, self._ended.put, args=((arn, attempt + 1),)).start()
+            if not done and not self._stopping.is_set():
+                retry = threading.Timer(RETRY_AFTER_S, self._ended.put, args=((arn, attempt + 1),))
+                retry.daemon = True
+                retry.start()
 
     def _invoke(self, lambda_: Any, arn: str, attempt: int, event: dict[str, Any]) -> bool:
         """True once the ending needs no other try: delivered, or out of tries."""

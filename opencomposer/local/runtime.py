@@ -32,6 +32,7 @@ import threading
 import time
 import uuid
 import zipfile
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -208,7 +209,10 @@ class _WorkerConfig:
 class _Pool:
     """A function's execution environments: idle ones are reused (the most recently used first,
     as Lambda keeps warm the environments it used last), one is started while fewer than `limit`
-    exist, else the caller waits for one to be given back."""
+    exist, else the caller waits for one to be given back, in the order the callers came: a
+    burst's requests are served first come, first served, none left waiting while later ones
+    barge past it (which a bare condition variable allows, and which made a burst's slowest
+    requests several times slower than its median)."""
 
     def __init__(self, config: _WorkerConfig, limit: int) -> None:
         self.config = config
@@ -216,21 +220,33 @@ class _Pool:
         self.workers: list[_Worker] = []  # every live one, busy or idle
         self._idle: list[_Worker] = []
         self._changed = threading.Condition()
+        self._queue: deque[object] = deque()  # the callers waiting, oldest first
         self._retired = False
 
     def take(self) -> _Worker:
         with self._changed:
-            while True:
-                while self._idle:
-                    worker = self._idle.pop()
-                    if worker.alive():
+            ticket = object()
+            self._queue.append(ticket)
+            try:
+                while True:
+                    if self._queue[0] is ticket and (worker := self._take_now()) is not None:
                         return worker
-                    self._forget(worker)
-                if len(self.workers) < self.limit:
-                    worker = _Worker(self.config)
-                    self.workers.append(worker)
-                    return worker
-                self._changed.wait()
+                    self._changed.wait()
+            finally:
+                self._queue.remove(ticket)
+                self._changed.notify_all()  # the next in line may take what is left
+
+    def _take_now(self) -> _Worker | None:
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.alive():
+                return worker
+            self._forget(worker)
+        if len(self.workers) < self.limit:
+            worker = _Worker(self.config)
+            self.workers.append(worker)
+            return worker
+        return None
 
     def busy(self) -> list[_Worker]:
         with self._changed:
@@ -243,7 +259,7 @@ class _Pool:
             else:
                 self._forget(worker)
                 worker.close()
-            self._changed.notify()
+            self._changed.notify_all()  # the oldest caller takes it (see take)
 
     def retire(self, busy_too: bool = False) -> None:
         """Close the idle workers now, the busy ones as they are given back (or now too: the

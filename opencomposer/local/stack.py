@@ -60,8 +60,6 @@ def api_port() -> int:
 
 
 ENV_MAX_TRAININGS = "OPENCOMPOSER_MAX_TRAININGS"
-# Locally each host is a process on this machine (the stack parameter allows up to 20 instances).
-MAX_INSTANCE_COUNT = 4
 
 
 def max_trainings() -> int:
@@ -71,19 +69,6 @@ def max_trainings() -> int:
         return default_max_trainings(usable_cpus())
     if not raw.isdigit() or int(raw) < 1:
         raise ValueError(f"{ENV_MAX_TRAININGS} must be a whole number of trainings, 1 or more (not {raw!r})")
-    return int(raw)
-
-
-ENV_INSTANCE_COUNT = "OPENCOMPOSER_INSTANCE_COUNT"
-
-
-def instance_count() -> int:
-    """Hosts per training job, as the stack's InstanceCount: $OPENCOMPOSER_INSTANCE_COUNT, else 1."""
-    raw = os.environ.get(ENV_INSTANCE_COUNT, "").strip() or "1"
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_INSTANCE_COUNT:
-        raise ValueError(
-            f"{ENV_INSTANCE_COUNT} must be a whole number of hosts, 1 to {MAX_INSTANCE_COUNT} (not {raw!r})"
-        )
     return int(raw)
 
 
@@ -97,7 +82,6 @@ class LocalStackOptions:
     max_trainings: int | None = None  # trainings at once; None: `max_trainings()`
     # keep the jobs table and the bucket in <home>/snapshot across restarts (`snapshot.py`)
     persist: bool = False
-    instance_count: int | None = None  # hosts per training job; None: `instance_count()`
 
 
 class LocalStack:
@@ -181,11 +165,7 @@ class LocalStack:
 
             session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
             self.resources = create_all(
-                session,
-                self.moto_url,
-                self.names,
-                before_mapping=self._restore if self.snapshot else None,
-                instance_count=self.options.instance_count or instance_count(),
+                session, self.moto_url, self.names, before_mapping=self._restore if self.snapshot else None
             )
             if self.snapshot is not None:
                 dynamodb, s3 = self.client("dynamodb"), self.client("s3")
@@ -394,6 +374,8 @@ class LocalStack:
         assert self.runtime is not None
         backend = lambda_backends[self.names.account][self.names.region]
         for spec in local_functions():
+            if spec.key == functions.FINALISER.key:
+                continue  # rarely called (an execution ended outside its Catch): a cold start then
             # the API's whole concurrency: a burst of requests then meets no cold start
             workers = self.runtime.concurrency if spec.key == functions.API.key else 1
             self.runtime.prewarm(backend.get_function(self.names.function_name(spec.key)), workers)

@@ -208,11 +208,12 @@ def test_a_malformed_idempotency_key_is_a_400_naming_the_header(aws: None) -> No
 def test_a_post_that_loses_the_idempotency_race_returns_the_winner_and_keeps_nothing(
     aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a concurrent POST with the same key that committed between our check and our write
+    # Given a POST with the same key that won, whose key our first look after the cancelled
+    # write does not find yet (as if it had gone and come back)
     winner = call_api("POST", "/jobs", headers={"Idempotency-Key": "race"}).body
     monkeypatch.setattr(JobsRepository, "get_idempotency", _none_then_real(JobsRepository.get_idempotency))
 
-    # When ours commits, its transaction is cancelled
+    # When ours is written, its transaction is cancelled, and written again, cancelled again
     response = call_api("POST", "/jobs", headers={"Idempotency-Key": "race"})
 
     # Then it answers with the winner's job and leaves no second melody behind

@@ -170,23 +170,8 @@ class JobsRepository:
         STOPPING → STOPPED (stopped before it started). Returns the status written, or None when
         the job had already moved on (nothing to do)."""
         for expected, final in _END_UNSTARTED:
-            values = {":expected": expected.value, ":final": final.value, ":now": utc_timestamp()}
-            update = "SET #s = :final, updated_at = :now"
-            if final == statuses.FAILED:
-                update += ", failure_reason = :reason"
-                values[":reason"] = reason
-            try:
-                self._table.update_item(
-                    Key=storage.job_key(job_id),
-                    UpdateExpression=update,
-                    ConditionExpression="#s = :expected",
-                    ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues=values,
-                )
+            if self._end(job_id, final, "#s = :expected", {":expected": expected.value}, reason):
                 return final.value
-            except ClientError as e:
-                if error_code(e) != "ConditionalCheckFailedException":
-                    raise_common(e)
         return None
 
     def end_abandoned(self, job_id: str, reason: str) -> str | None:
@@ -196,24 +181,33 @@ class JobsRepository:
         is already final or gone (nothing to do: the update creates no item)."""
         for final in _END_ABANDONED:
             expected = {f":{s.lower()}": s for s in statuses.ordered(statuses.sources(final))}
-            values = {":final": final.value, ":now": utc_timestamp(), **expected}
-            update = "SET #s = :final, updated_at = :now"
-            if final == statuses.FAILED:
-                update += ", failure_reason = :reason"
-                values[":reason"] = reason
-            try:
-                self._table.update_item(
-                    Key=storage.job_key(job_id),
-                    UpdateExpression=update,
-                    ConditionExpression=f"#s IN ({', '.join(expected)})",
-                    ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues=values,
-                )
+            if self._end(job_id, final, f"#s IN ({', '.join(expected)})", expected, reason):
                 return final.value
-            except ClientError as e:
-                if error_code(e) != "ConditionalCheckFailedException":
-                    raise_common(e)
         return None
+
+    def _end(
+        self, job_id: str, final: statuses.JobStatus, condition: str, expected: dict[str, str], reason: str
+    ) -> bool:
+        """The job set to `final` (FAILED with `reason`) if its status meets `condition`; False
+        when it does not."""
+        values = {":final": final.value, ":now": utc_timestamp(), **expected}
+        update = "SET #s = :final, updated_at = :now"
+        if final == statuses.FAILED:
+            update += ", failure_reason = :reason"
+            values[":reason"] = reason
+        try:
+            self._table.update_item(
+                Key=storage.job_key(job_id),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as e:
+            if error_code(e) != "ConditionalCheckFailedException":
+                raise_common(e)
+            return False
+        return True
 
     def delete_job(self, job: dict[str, Any]) -> None:
         """Every item of the job (job, epochs) and its idempotency item; the job item last, so

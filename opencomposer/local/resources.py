@@ -152,9 +152,8 @@ def event_source_mapping_spec(names: LocalNames, stream_arn: str) -> dict[str, A
     }
 
 
-def definition_substitutions(names: LocalNames, instance_count: int = 1) -> dict[str, str]:
-    """Local values for the ASL file's `${Placeholders}`, as CDK's definition substitutions
-    (`instance_count`: the stack's InstanceCount, hosts per training job)."""
+def definition_substitutions(names: LocalNames) -> dict[str, str]:
+    """Local values for the ASL file's `${Placeholders}`, as CDK's definition substitutions."""
     return {
         "JobsTable": names.table,
         "ArtifactsBucket": names.bucket,
@@ -163,7 +162,7 @@ def definition_substitutions(names: LocalNames, instance_count: int = 1) -> dict
         "TrainingJobPrefix": names.training_job_prefix,
         training.REGION_PLACEHOLDER: names.region,
         "InstanceType": "ml.m5.large",
-        "InstanceCount": str(instance_count),
+        "InstanceCount": "1",
         "VolumeSizeInGB": "10",
         "MaxRuntimeSeconds": str(MAX_RUNTIME_SECONDS),
         "UseSpotInstances": json.dumps(USE_SPOT_INSTANCES),
@@ -171,10 +170,10 @@ def definition_substitutions(names: LocalNames, instance_count: int = 1) -> dict
     }
 
 
-def state_machine_definition(names: LocalNames, instance_count: int = 1) -> str:
+def state_machine_definition(names: LocalNames) -> str:
     """The ASL file with its placeholders filled, as CloudFormation fills them; a placeholder
     the states use without a local value is a ValueError (it would break the state machine)."""
-    definition = render(ASL_PATH.read_text(), definition_substitutions(names, instance_count))
+    definition = render(ASL_PATH.read_text(), definition_substitutions(names))
     missing = placeholders(definition)
     if missing:
         raise ValueError(f"{ASL_PATH.name}: no local value for placeholder(s) {', '.join(sorted(missing))}")
@@ -232,7 +231,6 @@ def create_all(
     endpoint_url: str,
     names: LocalNames | None = None,
     before_mapping: Callable[[Callable[[str], Any]], None] | None = None,
-    instance_count: int = 1,
 ) -> CreatedResources:
     """Create every resource in moto (`session`: a boto3 Session with the fake credentials).
     `before_mapping(client)` runs once the table and the bucket exist and before the stream's
@@ -254,7 +252,7 @@ def create_all(
     table = dynamodb.create_table(**table_spec(names))["TableDescription"]
     client("s3").create_bucket(Bucket=names.bucket)
 
-    definition = state_machine_definition(names, instance_count)
+    definition = state_machine_definition(names)
     state_machine_arn = client("stepfunctions").create_state_machine(
         name=names.state_machine, definition=definition, roleArn=names.role_arn("states")
     )["stateMachineArn"]

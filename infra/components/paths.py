@@ -18,3 +18,10 @@ TRAINING_IMAGE_CONTEXT = (
     "training_container/gan",
     "contracts",
 )
+# The compose function's image builds from the repository root too (contracts.functions.
+# COMPOSE_DOCKERFILE, under lambdas/): what it copies.
+COMPOSE_IMAGE_CONTEXT = (
+    "lambdas",
+    "training_container/gan",
+    "contracts",
+)

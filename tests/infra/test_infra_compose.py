@@ -177,10 +177,12 @@ def _instructions() -> list[tuple[str, str]]:
 def test_the_dockerfile_builds_on_lambdas_python_image_for_the_contract_runtime() -> None:
     instructions = _instructions()
     (from_,) = [args for op, args in instructions if op == "FROM"]
-    assert from_ == f"{BASE_IMAGE}:${{PYTHON_VERSION}}"
-    (arg,) = [args for op, args in instructions if op == "ARG"]
-    assert arg == f"PYTHON_VERSION={functions.RUNTIME.removeprefix('python')}"  # as the stack passes it
-    assert instructions.index(("ARG", arg)) < instructions.index(("FROM", from_))
+    assert from_ == "${BASE_IMAGE}"  # a build argument: the image tests build on a local base
+    version, base = [args for op, args in instructions if op == "ARG"]
+    assert version == f"PYTHON_VERSION={functions.RUNTIME.removeprefix('python')}"  # as the stack passes it
+    assert base == f"BASE_IMAGE={BASE_IMAGE}:${{PYTHON_VERSION}}"  # Lambda's image by default
+    assert instructions.index(("ARG", version)) < instructions.index(("ARG", base))
+    assert instructions.index(("ARG", base)) < instructions.index(("FROM", from_))
 
 
 def test_the_dockerfile_copies_each_package_under_its_import_name_and_runs_the_handler(context: Path) -> None:

@@ -26,6 +26,8 @@ DOCKER=${DOCKER:-docker}
 PY=${PY:-$REPO/.venv/bin/python}
 IMAGE=${OPENCOMPOSER_TRAINING_IMAGE:-opencomposer-training:local}
 BASE_IMAGE=opencomposer-training-base:local
+COMPOSE_IMAGE=${OPENCOMPOSER_COMPOSE_IMAGE:-opencomposer-compose:local}
+COMPOSE_BASE_IMAGE=opencomposer-compose-base:local
 LABEL=org.opencomposer.image=training  # on every image built here, so a prune takes ours only
 SUITE=bookworm  # Debian 12: its python3 is 3.11, the project's Python
 ROOTFS_PACKAGES=python3,python3-venv,ca-certificates
@@ -82,8 +84,12 @@ mkdir -p "$BASE_CONTEXT"
 # The .venv's versions of everything installed (the project itself, editable, aside).
 "$PY" -m pip freeze --exclude-editable | grep -E '^[A-Za-z0-9_.-]+==' >"$CACHE/venv-constraints.txt"
 cp "$HERE/base-requirements.txt" "$BASE_CONTEXT/base-requirements.txt"
+# The compose image's wheels too (lambdas/compose/requirements.txt, its index line aside: the
+# host's pip configuration finds the CPU torch), so that it builds offline on the same base.
+grep -v '^--' "$REPO/lambdas/compose/requirements.txt" >"$BASE_CONTEXT/compose-requirements.txt"
 KEY=$(cat "$CACHE/venv-constraints.txt" "$HERE/base-requirements.txt" \
-      "$REPO/training_container/requirements.txt" | sha256sum | cut -c1-16)
+      "$REPO/training_container/requirements.txt" "$BASE_CONTEXT/compose-requirements.txt" \
+      | sha256sum | cut -c1-16)
 if [ "$(cat "$BASE_CONTEXT/wheels.key" 2>/dev/null)" = "$KEY" ] && [ -d "$WHEELS" ]; then
     step "wheels: $WHEELS (cached)"
 else
@@ -95,6 +101,7 @@ else
     # timestamps alone, and so miss Docker's layer cache for the whole base.
     "$PY" -m pip wheel --wheel-dir "$WHEELS.new" --find-links "$WHEELS" \
         -r "$HERE/base-requirements.txt" -r "$REPO/training_container/requirements.txt" \
+        -r "$BASE_CONTEXT/compose-requirements.txt" \
         -c "$CACHE/venv-constraints.txt" >"$CACHE/pip-wheel.log" 2>&1 \
         || { tail -20 "$CACHE/pip-wheel.log" >&2; fail "pip wheel failed (log: $CACHE/pip-wheel.log)"; }
     rm -rf "$WHEELS" && mv "$WHEELS.new" "$WHEELS"
@@ -118,6 +125,19 @@ tar -C "$REPO" --exclude=__pycache__ --exclude='*.pyc' -c "${CONTEXT[@]}" \
     | "$DOCKER" build -f training_container/Dockerfile --build-arg "BASE_IMAGE=$BASE_IMAGE" \
         --label "$LABEL" -t "$IMAGE" - >&2 \
     || fail "the training image did not build"
+# --- 5. the compose function's image -------------------------------------------------------
+# lambdas/compose/Dockerfile, unchanged, on the same base with Lambda's task root (in place of
+# Lambda's Python image, which cannot be pulled here either).
+step "compose image: $COMPOSE_IMAGE (lambdas/compose/Dockerfile, BASE_IMAGE=$COMPOSE_BASE_IMAGE)"
+printf 'FROM %s\nENV LAMBDA_TASK_ROOT=/var/task\nRUN mkdir -p /var/task\nWORKDIR /var/task\n' "$BASE_IMAGE" \
+    | "$DOCKER" build --quiet --label "$LABEL" -t "$COMPOSE_BASE_IMAGE" - >/dev/null \
+    || fail "the compose base image did not build"
+read -r -a CONTEXT <<<"$(cd "$REPO" && "$PY" -c 'from infra.components.paths import COMPOSE_IMAGE_CONTEXT as c; print(*c)')"
+tar -C "$REPO" --exclude=__pycache__ --exclude='*.pyc' -c "${CONTEXT[@]}" \
+    | "$DOCKER" build -f lambdas/compose/Dockerfile --build-arg "BASE_IMAGE=$COMPOSE_BASE_IMAGE" \
+        --label "$LABEL" -t "$COMPOSE_IMAGE" - >&2 \
+    || fail "the compose image did not build"
+
 # The images each rebuild leaves untagged, ours only (by label): the cache keeps what it needs.
 "$DOCKER" image prune --force --filter "label=$LABEL" >/dev/null
 echo "$IMAGE"

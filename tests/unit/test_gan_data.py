@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -278,3 +279,19 @@ def test_midi_folder_keeps_usable_files_and_names_the_reason_for_each_rejected_o
 def test_missing_midi_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         data.load_midi_folder(tmp_path / "absent")
+
+
+def test_the_committed_bach_index_is_what_the_builder_makes_of_the_cached_chorales(tmp_path):
+    from contracts.datasets import BACH_INDEX_FILE
+
+    data.load_chorales()  # the cache, built on first use
+    written = tmp_path / "index.json"
+
+    assert data.main(["--index", str(written)]) == 0
+
+    # Then `python -m gan.data --index` regenerates the committed file byte for byte
+    assert written.read_text() == BACH_INDEX_FILE.read_text()
+    index = json.loads(written.read_text())
+    assert len(index) == len(data.read_chorales(data.cache_path()))
+    assert all({"name", "tags", "bars", "windows"} == set(entry) for entry in index)
+    assert all(any(t.startswith("mode:") for t in e["tags"]) and e["windows"] > 0 for e in index)

@@ -21,6 +21,11 @@ rebuilds instead of loading stale rolls.
 
 One module although long: from a music21 score to the cached splits, every step makes or
 reads the same `Chorale`, and the Dockerfile's `python -m gan.data` bakes the cache with it.
+
+`python -m gan.data --index` writes `contracts/bach_index.json` (`contracts.datasets.
+BACH_INDEX_FILE`): per cached chorale its computed tags, bars and training windows, as a built
+dataset's index.json (`gan.datasets`), for the API to count what a job's tags leave; a test
+checks that the committed file is what this command writes.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from contracts.datasets import BACH_INDEX_FILE
 
 from .grid import STEPS_PER_QUARTER, render_line
 
@@ -375,6 +382,30 @@ def load_midi_folder(folder: Path) -> tuple[list[Chorale], list[tuple[str, str]]
     return usable, rejected
 
 
+# --- the index of Bach's chorales (contracts.datasets.BACH_INDEX_FILE) -----------------------
+
+
+def bach_index(chorales: Sequence[Chorale]) -> list[dict]:
+    """One entry per chorale, as a built dataset's index.json (`gan.datasets.index_entry`):
+    the computed tags, bars and training windows the API counts a job's filter with."""
+    from .datasets import chorale_tags, index_entry
+
+    return [index_entry(c, chorale_tags(c)) for c in chorales]
+
+
+def write_bach_index(path: Path, cache: Path | None = None) -> list[dict]:
+    """`bach_index` of the cached chorales (built first if absent), written to `path`."""
+    source = cache_path(cache)
+    if not source.exists():
+        chorales, _ = build_corpus()
+        save_chorales(source, chorales)
+    from .datasets import dump_index
+
+    entries = bach_index(read_chorales(source))
+    path.write_text(dump_index(entries))
+    return entries
+
+
 # --- command line: bake the dataset (the Dockerfile runs `python -m gan.data`) --------------
 
 
@@ -384,6 +415,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the Bach-chorale cache and print its counts.")
     parser.add_argument("--cache-dir", type=Path, default=None, help=f"default: ${CACHE_DIR_ENV} or ~/.cache")
     parser.add_argument("--rebuild", action="store_true", help="rebuild even if the cache exists")
+    parser.add_argument(
+        "--index",
+        nargs="?",
+        type=Path,
+        const=BACH_INDEX_FILE,
+        default=None,
+        help=f"write the chorales' index (tags, bars, windows per piece) to FILE (default {BACH_INDEX_FILE})",
+    )
     args = parser.parse_args(argv)
     path = cache_path(args.cache_dir)
     started = time.perf_counter()
@@ -405,6 +444,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"pieces by steps per bar: {dict(sorted(meters.items()))}; "
         f"total {time.perf_counter() - started:.1f} s"
     )
+    if args.index is not None:
+        entries = write_bach_index(args.index, args.cache_dir)
+        print(f"wrote the index of {len(entries)} chorales to {args.index}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Progress of a training job, written where people and the API read it: one reporter, sinks.
 
-- `LocalSink`, always: `progress.jsonl` (one JSON object per event) and the MIDI files, in the
-  output data folder (SM_OUTPUT_DATA_DIR).
+- `LocalSink`, always: `progress.jsonl` (one JSON object per event), `training_data.json` and
+  the MIDI files, in the output data folder (SM_OUTPUT_DATA_DIR).
 - `AwsSink`, when the job's table, bucket and id are set (docs/contracts.md): the job's items
   in DynamoDB and its MIDI in S3. boto3 honours AWS_ENDPOINT_URL, which the local stack points
   at moto, so this is the same code on AWS and on a laptop.
@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from contracts import statuses, storage, timestamps, training
+from contracts.datasets import JOB_TRAINING_DATA
 from gan import aws_calls
 
 log = logging.getLogger(__name__)
 
 PROGRESS_FILE = "progress.jsonl"
+TRAINING_DATA_FILE = "training_data.json"  # the pieces and windows the job trains on
 
 
 def _dynamo_value(value: Any) -> Any:
@@ -42,6 +44,7 @@ def _dynamo_value(value: Any) -> Any:
 
 class Sink(Protocol):
     def reference(self, values: Mapping[str, float]) -> None: ...
+    def training_data(self, pieces: int, windows: int) -> None: ...
     def epoch(self, epoch: int, epochs: int, metrics: Mapping[str, float]) -> None: ...
     def sample(self, epoch: int, midi: bytes) -> None: ...
     def compositions(self, midis: Mapping[str, bytes]) -> None: ...
@@ -58,6 +61,12 @@ class LocalSink:
 
     def reference(self, values: Mapping[str, float]) -> None:
         self._append("reference", values=dict(values))
+
+    def training_data(self, pieces: int, windows: int) -> None:
+        # A file of its own, not a progress event: progress.jsonl's events are the training's
+        # progress, in an order its readers rely on.
+        text = json.dumps({"pieces": pieces, "windows": windows}) + "\n"
+        (self.folder / TRAINING_DATA_FILE).write_text(text)
 
     def epoch(self, epoch: int, epochs: int, metrics: Mapping[str, float]) -> None:
         self._append("epoch", epoch=epoch, epochs=epochs, metrics=dict(metrics))
@@ -123,6 +132,35 @@ class AwsSink:
 
     def reference(self, values: Mapping[str, float]) -> None:
         self._update_job({"reference": dict(values)})
+
+    def training_data(self, pieces: int, windows: int) -> None:
+        """`training_data.pieces` and `.windows` (contracts.datasets.JOB_TRAINING_DATA): what the
+        job trains on after its filter. The API wrote the map at submit (with `dataset` and
+        `tags`, which stay); only a job item without it (submitted before datasets) gets it
+        whole, by a second update that never overwrites one written meanwhile."""
+        from botocore.exceptions import ClientError
+
+        names = {"#data": JOB_TRAINING_DATA, "#pieces": "pieces", "#windows": "windows", "#at": "updated_at"}
+        values = {":pieces": pieces, ":windows": windows, ":at": timestamps.utc_timestamp()}
+        try:
+            self.table.update_item(
+                Key=self.key,
+                UpdateExpression="SET #data.#pieces = :pieces, #data.#windows = :windows, #at = :at",
+                ConditionExpression=f"attribute_exists({storage.PARTITION_KEY}) AND attribute_exists(#data)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+            return
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        self.table.update_item(
+            Key=self.key,
+            UpdateExpression="SET #data = :data, #at = :at",
+            ConditionExpression=f"attribute_exists({storage.PARTITION_KEY}) AND attribute_not_exists(#data)",
+            ExpressionAttributeNames={"#data": JOB_TRAINING_DATA, "#at": "updated_at"},
+            ExpressionAttributeValues={":data": {"pieces": pieces, "windows": windows}, ":at": values[":at"]},
+        )
 
     def epoch(self, epoch: int, epochs: int, metrics: Mapping[str, float]) -> None:
         from botocore.exceptions import ClientError
@@ -220,6 +258,9 @@ class Reporter:
 
     def reference(self, values: Mapping[str, float]) -> None:
         self._each("reference", values, best_effort=True)
+
+    def training_data(self, pieces: int, windows: int) -> None:
+        self._each("training_data", pieces, windows, best_effort=True)
 
     def epoch(self, epoch: int, epochs: int, metrics: Mapping[str, float]) -> None:
         self._each("epoch", epoch, epochs, metrics, best_effort=True)

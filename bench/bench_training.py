@@ -1,8 +1,10 @@
 """Training benchmarks: quality and wall time of the default training, throughput against the
 DeepComposer lab's sizes, achieved GFLOP/s against this machine's matmul peak, generation latency.
 
-    python -m bench training                       # everything, on the CPU (via bench/__main__.py)
+    python -m bench training                       # (a)-(e), on the CPU (via bench/__main__.py)
     python -m bench.bench_training --device cuda --only throughput   # bench/gpu.sh
+    python -m bench.bench_training --device cuda --only budget --budget 120   # bench/gpu.sh
+    python -m bench.bench_training --device cpu --only budget --budget 10     # the same, briefly
 
 (a) quality: the default hyperparameters train from scratch (dataset cached), then accompany
     the test split's melodies; every metric beside Bach's own values on the same melodies, a
@@ -15,8 +17,16 @@ DeepComposer lab's sizes, achieved GFLOP/s against this machine's matmul peak, g
     it is timed as one critic step and one generator step after a small warm-up, and scaled to
     5 + 1 steps.
 (d) achieved GFLOP/s of that training step (FLOPs counted by torch's FlopCounterMode) against
-    a matmul peak measured in the same run.
+    a matmul peak measured in the same run, for each `model_size` preset: on CUDA in the
+    training's own precision (bfloat16 autocast where the GPU has it) against a matmul peak in
+    that same type; on the CPU in float32.
 (e) generation latency: a 16-bar melody accompanied (MIDI in, MIDI out), model loaded.
+(f) each `model_size` trained for the same wall time (`--budget` seconds of training, the
+    cosine schedule fitted to the epochs that fit, from a rate measured first), then the
+    validation metrics and how many of the quality bars each reaches: what a larger model buys
+    in a fixed time on this device.
+(g) on CUDA: the mixed-precision training's losses against float32's over the same steps (the
+    check tests/unit/test_gan_device.py makes with CPU autocast).
 """
 
 from __future__ import annotations
@@ -36,11 +46,22 @@ from bench.lab_model import lab_steps
 from gan import data as gan_data
 from gan import metrics
 from gan.cpus import usable_cpus
+from gan.device import Precision, use
 from gan.encoding import Batch
 from gan.generate import accompany, harmonise, load_generator
-from gan.model import Generator, ModelConfig
+from gan.model import MODEL_SIZES, Generator, ModelConfig
 from gan.reporter import LocalSink, Reporter
-from gan.train import MODEL_FILE, Hyperparameters, Paths, new_state, train, train_step
+from gan.train import (
+    MODEL_FILE,
+    STEPS_PER_EPOCH,
+    Hyperparameters,
+    Paths,
+    new_state,
+    train,
+    train_epoch,
+    train_step,
+    validate,
+)
 
 TIME_TARGET_S = 300
 GENERATION_TARGET_MS = 100
@@ -148,11 +169,12 @@ class SyntheticBatches:
         return self.batch
 
 
-def our_step(hp: Hyperparameters, device: torch.device) -> Callable[[], object]:
-    """The training's own `train_step` (the model moved to `device`) on synthetic batches."""
-    state = new_state(hp, ModelConfig())
-    state["generator"].to(device)  # in place: the optimizers keep their parameters
-    state["critic"].to(device)
+def our_step(
+    hp: Hyperparameters, device: torch.device, config: ModelConfig | None = None
+) -> Callable[[], object]:
+    """The training's own `train_step` on `device`, in the training's precision there, on
+    synthetic batches."""
+    state = new_state(hp, config or ModelConfig(), device)
     batches = SyntheticBatches(state["generator"].config, hp.batch_size, device)
     return lambda: train_step(state, batches, hp, hp.learning_rate)
 
@@ -185,12 +207,46 @@ def _seconds(fn: Callable[[], object], device: torch.device, repeat: int) -> flo
     return (time.perf_counter() - started) / repeat
 
 
-def matmul_peak(device: torch.device, n: int = 2048) -> float:
-    """GFLOP/s of a square fp32 matmul, the best of a few."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_peak(device: torch.device, n: int = 2048, dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of a square matmul in `dtype`, the best of a few (on a GPU, larger: 8192)."""
+    n = n if device.type == "cpu" else 8192
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     a @ b  # warm-up
     best = min(_seconds(lambda: a @ b, device, 3 if device.type == "cpu" else 50) for _ in range(3))
     return 2 * n**3 / best / 1e9
+
+
+def size_throughput(device: torch.device, size: str) -> dict[str, object]:
+    """(c), (d) for one `model_size`: iterations/s of the default hyperparameters' step, and its
+    achieved GFLOP/s against the matmul peak in the step's own precision on `device`."""
+    hp = Hyperparameters(model_size=size)
+    step = our_step(hp, device, ModelConfig.preset(size))
+    step()  # warm-up (allocations, cuDNN choices)
+    step()
+    seconds = _seconds(step, device, 3 if device.type == "cpu" else 20)
+    flops = count_flops(step)
+    precision = Precision.for_device(device)
+    peak = matmul_peak(device, dtype=precision.dtype or torch.float32)
+    achieved = flops / seconds / 1e9
+    print(
+        f"(c/d) {size} model on {device_name(device)} ({precision.name}): {1 / seconds:.2f} iterations/s, "
+        f"{flops / 1e9:.1f} GFLOP each, {achieved:.0f} GFLOP/s = {100 * achieved / peak:.1f} % of the "
+        f"{peak:.0f} GFLOP/s matmul peak in {str(precision.dtype or torch.float32).removeprefix('torch.')}"
+    )
+    return {
+        "precision": precision.name,
+        "iterations_per_s": round(1 / seconds, 3),
+        "gflop_per_iteration": round(flops / 1e9, 2),
+        "achieved_gflops": round(achieved, 1),
+        "matmul_peak_gflops": round(peak, 1),
+        "share_of_peak": round(achieved / peak, 4),
+    }
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({usable_cpus()} threads)"
 
 
 def throughput(device: torch.device) -> dict[str, object]:
@@ -232,6 +288,7 @@ def throughput(device: torch.device) -> dict[str, object]:
         "achieved_gflops": round(achieved, 1),
         "matmul_peak_gflops": round(peak, 1),
         "share_of_peak": round(achieved / peak, 3),
+        "sizes": {size: size_throughput(device, size) for size in MODEL_SIZES},
     }
 
 
@@ -264,16 +321,109 @@ def generation_latency(generator: Generator, splits: gan_data.Splits) -> dict[st
     }
 
 
+# --- (f), (g): the model sizes in the same wall time; mixed precision against float32 ----------
+
+
+def _bars_met(figures: dict[str, float], reference: dict[str, float]) -> list[str]:
+    return [m for m, (check, _) in BAR.items() if check(figures[m], reference)]
+
+
+def trained_for(
+    seconds: float, size: str, splits: gan_data.Splits, device: torch.device
+) -> dict[str, object]:
+    """`size` trained for about `seconds` of training steps with the default hyperparameters, the
+    cosine schedule fitted to the epochs that fit; then the validation metrics."""
+    from gan.encoding import Windows
+
+    config = ModelConfig.preset(size)
+    windows = Windows(splits.train, config)
+    probe_hp = Hyperparameters(model_size=size)
+    probe = new_state(probe_hp, config, device)
+    probes = 1 if device.type == "cpu" else 5
+    train_step(probe, windows, probe_hp, probe_hp.learning_rate)  # warm-up
+    _sync(device)
+    started = time.perf_counter()
+    for _ in range(probes):
+        train_step(probe, windows, probe_hp, probe_hp.learning_rate)
+    _sync(device)
+    rate = probes / (time.perf_counter() - started)
+    # Whole epochs where the budget holds one; a budget shorter than an epoch (a quick check on
+    # a slow CPU) trains that many iterations as one epoch.
+    iterations = max(2, int(seconds * rate))
+    epochs, steps = max(1, iterations // STEPS_PER_EPOCH), min(iterations, STEPS_PER_EPOCH)
+    hp = Hyperparameters(model_size=size, epochs=epochs)
+    state = new_state(hp, config, device)
+    _sync(device)
+    started = time.perf_counter()
+    while state["epoch"] < epochs:
+        train_epoch(state, windows, hp, steps)
+        state["epoch"] += 1
+    _sync(device)
+    wall = time.perf_counter() - started
+    figures = validate(state["generator"], splits.validation, hp.seed)
+    reference = metrics.evaluate(splits.validation, reference=splits.validation)
+    met = _bars_met(figures, reference)
+    print(
+        f"(f) {size} model, {epochs} epochs ({epochs * steps} iterations) in {wall:.1f} s of "
+        f"training on {device_name(device)}: similarity {figures['similarity']:.3f}, consonance "
+        f"{figures['consonance']:.3f}, in_key {figures['in_key_ratio']:.3f}; {len(met)}/{len(BAR)} bars met"
+    )
+    return {
+        "budget_s": seconds,
+        "epochs": epochs,
+        "train_seconds": round(wall, 1),
+        "iterations": epochs * steps,
+        "iterations_per_s": round(epochs * steps / wall, 3),
+        "validation": {m: round(v, 4) for m, v in figures.items()},
+        "bars_met": met,
+    }
+
+
+def precision_check(device: torch.device, steps: int = 5) -> dict[str, object]:
+    """The training's mixed precision on `device` against float32, over the same steps from the
+    same seed: the largest difference of each loss, beside the loss's own size."""
+    precision = Precision.for_device(device)
+    hp = Hyperparameters(batch_size=32, update_ratio=2, seed=3)
+    runs = []
+    for chosen in (Precision(), precision):
+        state = new_state(hp, ModelConfig(), device)
+        state["precision"] = chosen
+        batches = SyntheticBatches(state["generator"].config, hp.batch_size, device)
+        runs.append([{k: v.item() for k, v in train_step(state, batches, hp, hp.learning_rate).items()}
+                     for _ in range(steps)])
+    worst = {
+        name: max(abs(a[name] - b[name]) / (abs(a[name]) + 0.05) for a, b in zip(*runs, strict=True))
+        for name in runs[0][0]
+    }
+    print(f"(g) {precision.name} against float32 over {steps} steps on {device_name(device)}: largest "
+          "difference per loss, relative (+0.05): " + ", ".join(f"{k} {v:.3%}" for k, v in worst.items())
+          + " (tests/unit/test_gan_device.py allows 2 %)")
+    return {"precision": precision.name, "steps": steps, "largest_relative_difference": worst,
+            "within_2_percent": all(v <= 0.02 for v in worst.values())}
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--only", choices=["throughput", "quality"], default=None)
+    parser.add_argument("--only", choices=["throughput", "quality", "budget"], default=None,
+                        help="one part; without it (a)-(e), with throughput's parts for both sizes")
+    parser.add_argument("--budget", type=float, default=120.0,
+                        help="(f): seconds of training for each model size (default 120)")
     args = parser.parse_args([] if argv is None else argv)
     device = torch.device(args.device)
+    use(device)
     torch.set_num_threads(usable_cpus())
-    results: dict[str, object] = {}
+    results: dict[str, object] = {"device": device_name(device)}
+    if args.only == "budget":
+        splits = gan_data.load_chorales()
+        results["same_wall_time"] = {
+            size: trained_for(args.budget, size, splits, device) for size in MODEL_SIZES
+        }
+        if device.type == "cuda":
+            results["mixed_precision"] = precision_check(device)
+        return results
     if args.only in (None, "throughput"):
         results["throughput"] = throughput(device)
     if args.only in (None, "quality"):

@@ -1,4 +1,5 @@
-"""What a training job may set: each hyperparameter's name, type, range, default and meaning.
+"""What a training job may set: each hyperparameter's name, type, range (or choices), default and
+meaning.
 
 The API's request model (`lambdas/common/models.py`) and the container's parser
 (`gan/train.py`) are both built from `HYPERPARAMETERS`, so a range or a default cannot differ
@@ -8,38 +9,63 @@ quickly on a laptop's CPU; `bench/bench_training.py` measures how quickly and ho
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+Value = int | float | str
+
 
 @dataclass(frozen=True)
 class Hyperparameter:
+    """A number in a range (`kind` int or float, `minimum`..`maximum`), or one of a few names
+    (`kind` str, `choices`; no range)."""
+
     name: str
-    kind: type[int] | type[float]
-    default: int | float
-    minimum: int | float
-    maximum: int | float
+    kind: type[int] | type[float] | type[str]
+    default: Value
+    minimum: int | float | None
+    maximum: int | float | None
     help: str
     # learning_rate lies strictly between its bounds; the others include theirs.
     exclusive: bool = False
+    choices: tuple[str, ...] = ()
 
-    def bounds(self) -> dict[str, int | float]:
-        """The range as pydantic's / JSON Schema's keywords (`ge`/`le` or `gt`/`lt`)."""
+    def __post_init__(self) -> None:
+        if (self.kind is str) != bool(self.choices) or (self.kind is str) != (self.minimum is None):
+            raise ValueError(f"hyperparameter {self.name}: a str has choices and no range, "
+                             "a number a range and no choices")
+
+    def bounds(self) -> dict[str, Any]:
+        """The constraint as pydantic Field keywords: the range (`ge`/`le` or `gt`/`lt`), or for
+        a choice a pattern that admits exactly the choices, and the choices as the JSON Schema's
+        `enum` (so the field stays a plain `str`, and a request model built from `kind` and
+        `bounds()` alone refuses any other name)."""
+        if self.choices:
+            alternatives = "|".join(re.escape(choice) for choice in self.choices)
+            return {"pattern": f"^(?:{alternatives})$", "json_schema_extra": {"enum": list(self.choices)}}
         if self.exclusive:
             return {"gt": self.minimum, "lt": self.maximum}
         return {"ge": self.minimum, "le": self.maximum}
 
     def range_text(self) -> str:
+        if self.choices:
+            return " or ".join(self.choices)
         low, high = ("(", ")") if self.exclusive else ("", "")
         sep = ", " if self.exclusive else "-"
         return f"{low}{self.minimum:g}{sep}{self.maximum:g}{high}" if self.kind is float else (
             f"{self.minimum}-{self.maximum}")
 
     def error(self, value: Any) -> str | None:
-        """Why `value` (already a number) is not allowed, or None."""
+        """Why `value` (already a number, or a str for a choice) is not allowed, or None."""
+        if self.choices:
+            if value not in self.choices:
+                return f"hyperparameter {self.name}: {value!r} is not one of {', '.join(self.choices)}"
+            return None
         if not math.isfinite(value):
             return f"hyperparameter {self.name}: {value!r} is not a finite number"
         if self.kind is int and (isinstance(value, bool) or value != int(value)):
@@ -63,9 +89,14 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter("update_ratio", int, 5, 1, 20, "critic updates per generator update"),
     Hyperparameter("batch_size", int, 64, 1, 1024, "4-bar windows per update"),
     Hyperparameter("seed", int, 0, 0, 2**63, "the random seed: the same seed trains the same model"),
+    # A choice, not a number: the presets' shapes are gan.model.MODEL_SIZES'. Last, so the
+    # fields before it keep their order (the API's request model, the CLI's flags).
+    Hyperparameter("model_size", str, "small", None, None,
+                   "the networks' size: small trains in minutes on a CPU, large is sized for a GPU",
+                   choices=("small", "large")),
 )
 BY_NAME: dict[str, Hyperparameter] = {h.name: h for h in HYPERPARAMETERS}
-DEFAULTS: dict[str, int | float] = {h.name: h.default for h in HYPERPARAMETERS}
+DEFAULTS: dict[str, Value] = {h.name: h.default for h in HYPERPARAMETERS}
 
 
 def as_sagemaker(values: Mapping[str, Any]) -> dict[str, str]:
@@ -73,13 +104,30 @@ def as_sagemaker(values: Mapping[str, Any]) -> dict[str, str]:
     return {name: str(values[name]) for name in BY_NAME if name in values}
 
 
-def parse_sagemaker(values: Mapping[str, Any]) -> dict[str, int | float]:
+def _choice(spec: Hyperparameter, raw: Any) -> str:
+    """A choice as SageMaker passes it: the name itself, or the name JSON-encoded (the Python SDK's
+    form, '"large"')."""
+    if isinstance(raw, str) and raw.startswith('"'):
+        with contextlib.suppress(ValueError):  # a name that merely starts with a quote
+            raw = json.loads(raw)
+    if not isinstance(raw, str):
+        raise ValueError(f"hyperparameter {spec.name}: {raw!r} is not one of {', '.join(spec.choices)}")
+    return raw
+
+
+def parse_sagemaker(values: Mapping[str, Any]) -> dict[str, Value]:
     """From SageMaker's strings (or numbers) to checked values, defaults filled; names that are
     not ours are ignored (SageMaker adds its own). ValueError names the hyperparameter."""
-    parsed: dict[str, int | float] = dict(DEFAULTS)
+    parsed: dict[str, Value] = dict(DEFAULTS)
     for spec in HYPERPARAMETERS:
         raw = values.get(spec.name)
         if raw is None:
+            continue
+        if spec.choices:
+            choice = _choice(spec, raw)
+            if (problem := spec.error(choice)) is not None:
+                raise ValueError(problem)
+            parsed[spec.name] = choice
             continue
         try:
             value = json.loads(raw) if isinstance(raw, str) else raw

@@ -1,5 +1,10 @@
-"""Training on SageMaker: the image built from `training_container/`, the execution role the
-training jobs run as, and the stack parameters that size them."""
+"""Training on SageMaker: the images built from `training_container/`, the execution role the
+training jobs run as, and the stack parameters that size them.
+
+Two images from the one Dockerfile, on two of AWS's PyTorch training bases: the CPU one and the
+GPU one (CUDA). `InstanceType` is a stack parameter, so the choice between them is made when the
+stack is deployed or updated, not at synth: a condition on the instance family picks the GPU
+image for the GPU families below, and the CPU image for every other type."""
 
 from __future__ import annotations
 
@@ -7,14 +12,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from aws_cdk import ArnFormat, CfnParameter, IgnoreMode, Stack
+from aws_cdk import ArnFormat, CfnCondition, CfnParameter, Fn, IgnoreMode, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from contracts import names, storage, training
+from contracts import datasets, names, storage, training
 from infra.components.paths import REPO_ROOT, TRAINING_DOCKERFILE, TRAINING_IMAGE_CONTEXT
 
 # SageMaker writes every training job's logs to this one log group (streams `<job name>/...`).
@@ -39,12 +44,28 @@ def training_job_prefix(stack: Stack) -> str:
     return prefix
 
 
+# The GPU image's base: AWS's PyTorch training image for GPUs, the same PyTorch and Python as the
+# Dockerfile's default CPU base, built with CUDA 13.0 (AWS's deep-learning-containers release of
+# PyTorch Training 2.10.0 for SageMaker). CUDA 13 runs on NVIDIA GPUs of compute capability 7.5
+# (Turing) and later: it dropped Volta (7.0) and older.
+GPU_BASE_IMAGE = (
+    "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.10.0-gpu-py313-cu130-ubuntu22.04-sagemaker"
+)
+# SageMaker training instance families with NVIDIA GPUs that CUDA 13 supports: these get the GPU
+# image. g4dn: T4 (Turing, 7.5, float16 with gradient scaling: no bfloat16); g5: A10G (8.6);
+# g6: L4 (8.9); g6e: L40S (8.9); p4d/p4de: A100 (8.0); p5/p5e/p5en: H100/H200 (9.0). Not here:
+# p3 and p3dn (V100, Volta 7.0, which CUDA 13 dropped; the CPU image runs there, on the CPU),
+# and trn/inf (not NVIDIA). CloudFormation's Fn::Or takes at most 10 conditions.
+GPU_INSTANCE_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p4d", "p4de", "p5", "p5e", "p5en")
+
+
 # Stack parameters (`cdk deploy --parameters Name=value`), named as the definition's placeholders
 # they fill: sizing a deployment needs no code change. Created only if the definition uses them.
 PARAMETERS: dict[str, dict[str, Any]] = {
     "InstanceType": dict(
         type="String", default="ml.m5.large", allowed_pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$",
-        description="SageMaker instance type of each training job, e.g. ml.g4dn.xlarge for a GPU"),
+        description="SageMaker instance type of each training job; a GPU type (ml.g4dn, g5, g6, g6e, "
+                    "p4d, p4de, p5, p5e, p5en) runs the GPU image, e.g. ml.g5.xlarge"),
     "InstanceCount": dict(type="Number", default=1, min_value=1, max_value=20,
                           description="Instances per training job"),
     "VolumeSizeInGB": dict(type="Number", default=10, min_value=1, max_value=512,
@@ -69,15 +90,22 @@ class Training(Construct):
         super().__init__(scope, id)
         stack = Stack.of(self)
         self.job_prefix = training_job_prefix(stack)
-        self.image = ecr_assets.DockerImageAsset(
-            self, "Image",
-            directory=str(REPO_ROOT),
-            file=TRAINING_DOCKERFILE,
-            platform=ecr_assets.Platform.LINUX_AMD64,
-            # .dockerignore rules: everything out, the context back in, caches out again.
-            ignore_mode=IgnoreMode.DOCKER,
-            exclude=["*", *(f"!{path}" for path in TRAINING_IMAGE_CONTEXT), "**/__pycache__", "**/*.pyc"],
-        )
+        def image(id: str, build_args: dict[str, str]) -> ecr_assets.DockerImageAsset:
+            return ecr_assets.DockerImageAsset(
+                self, id,
+                directory=str(REPO_ROOT),
+                file=TRAINING_DOCKERFILE,
+                build_args=build_args,
+                platform=ecr_assets.Platform.LINUX_AMD64,
+                # .dockerignore rules: everything out, the context back in, caches out again.
+                ignore_mode=IgnoreMode.DOCKER,
+                exclude=["*", *(f"!{path}" for path in TRAINING_IMAGE_CONTEXT), "**/__pycache__", "**/*.pyc"],
+            )
+
+        # Both are built and pushed by `cdk deploy` (the GPU base is a large pull, once per
+        # Docker cache); a job runs the one its instance type needs.
+        self.image = image("Image", {})  # the Dockerfile's default base: CPU
+        self.gpu_image = image("GpuImage", {"BASE_IMAGE": GPU_BASE_IMAGE})
         self.role = iam.Role(
             self, "ExecutionRole",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
@@ -89,6 +117,7 @@ class Training(Construct):
         self._grant_artifacts(bucket)
         self._grant_job_items(table)
         self.image.repository.grant_pull(self.role)
+        self.gpu_image.repository.grant_pull(self.role)
         self._grant_logs_and_metrics(stack)
 
     def substitutions(self) -> dict[str, Callable[[], str]]:
@@ -96,17 +125,36 @@ class Training(Construct):
         stack = Stack.of(self)
 
         def parameter(name: str) -> Callable[[], str]:
-            # At stack level so the parameter keeps its plain name.
-            return lambda: CfnParameter(stack, name, **PARAMETERS[name]).value_as_string
+            return lambda: self._parameter(name).value_as_string
 
         return {
-            "TrainingImage": lambda: self.image.image_uri,
+            "TrainingImage": self._training_image,
             "SageMakerRoleArn": lambda: self.role.role_arn,
             "TrainingJobPrefix": lambda: self.job_prefix,
             # The training container's region (SageMaker sets none): contracts.training.
             training.REGION_PLACEHOLDER: lambda: stack.region,
             **{name: parameter(name) for name in PARAMETERS},
         }
+
+    def _parameter(self, name: str) -> CfnParameter:
+        """The stack parameter `name`, made on first use; at stack level so it keeps its plain
+        name (the training image's condition reads InstanceType too)."""
+        stack = Stack.of(self)
+        found = stack.node.try_find_child(name)
+        return found if isinstance(found, CfnParameter) else CfnParameter(stack, name, **PARAMETERS[name])
+
+    def _training_image(self) -> str:
+        """The GPU image for a GPU instance type (GPU_INSTANCE_FAMILIES), else the CPU image:
+        `ml.<family>.<size>`'s family compared at deploy time."""
+        condition = self.node.try_find_child("GpuInstanceType")
+        if not isinstance(condition, CfnCondition):
+            family = Fn.select(1, Fn.split(".", self._parameter("InstanceType").value_as_string))
+            condition = CfnCondition(
+                self, "GpuInstanceType",
+                expression=Fn.condition_or(*(Fn.condition_equals(family, f) for f in GPU_INSTANCE_FAMILIES)),
+            )
+        return Fn.condition_if(condition.logical_id, self.gpu_image.image_uri,
+                               self.image.image_uri).to_string()
 
     def _grant_artifacts(self, bucket: s3.IBucket) -> None:
         def objects(folder: str) -> str:
@@ -115,9 +163,14 @@ class Training(Construct):
         # Inputs: the melody channel; checkpoints a spot job resumes from.
         self.role.add_to_policy(iam.PolicyStatement(
             actions=["s3:GetObject"], resources=[objects("input"), objects("checkpoints")]))
+        # A user's dataset: SageMaker downloads its `dataset` channel (the built pieces, a
+        # prefix it lists first) as this role; the upload, the report and the rest stay out.
+        built = datasets.built_prefix("*")
+        self.role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{built}*")]))
         self.role.add_to_policy(iam.PolicyStatement(
             actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{storage.JOBS_PREFIX}*"]}}))
+            conditions={"StringLike": {"s3:prefix": [f"{storage.JOBS_PREFIX}*", f"{built}*"]}}))
         self.role.add_to_policy(iam.PolicyStatement(
             actions=["s3:PutObject"],
             resources=[objects(folder) for folder in ("samples", "compositions", "model", "checkpoints")]))

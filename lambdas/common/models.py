@@ -6,6 +6,7 @@ epoch count), so every malformed request is a 400 naming the field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from contracts import compositions, hyperparameters, names, routes, statuses, storage
+from contracts import datasets as datasets_contract
 from contracts import instruments as instrument_presets
 from contracts.statuses import JobStatus
 from contracts.timestamps import iso_utc
@@ -42,6 +44,8 @@ class _HyperparametersBase(BaseModel):
 
 
 def _field(spec: hyperparameters.Hyperparameter) -> Any:
+    if spec.choices:  # a Literal: its refusal names the choices ("Input should be 'small' or 'large'")
+        return Literal[spec.choices], Field(default=spec.default, description=spec.help)
     bounds: dict[str, Any] = dict(spec.bounds())
     return spec.kind, Field(default=spec.default, description=spec.help, **bounds)
 
@@ -93,6 +97,12 @@ class MelodyRequest(BaseModel):
         return self
 
 
+# `dataset` in POST /jobs: a user's dataset id, or the built-in chorales'.
+_DATASET_REFERENCE = (
+    f"^(?:{datasets_contract.BACH_DATASET_ID}|{datasets_contract.DATASET_ID_PATTERN[1:-1]})$"
+)
+
+
 class CreateJobRequest(BaseModel):
     model_config = _STRICT
 
@@ -101,6 +111,42 @@ class CreateJobRequest(BaseModel):
     ] | None = None
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     melody: MelodyRequest = Field(default_factory=lambda: MelodyRequest(sample=melodies.DEFAULT_SAMPLE))
+    # What it trains on: a dataset (yours, READY, or the built-in chorales) filtered by tags;
+    # whether the filter leaves enough is checked against the dataset's index
+    # (`lambdas/common/datasets.py`), after this model.
+    dataset: str = Field(
+        default=datasets_contract.BACH_DATASET_ID,
+        description=f"a dataset id of yours (POST /datasets), or `{datasets_contract.BACH_DATASET_ID}`",
+        json_schema_extra={"pattern": _DATASET_REFERENCE},
+    )
+    # The pattern and uniqueness are the schema's word for what `_distinct_tags` checks.
+    tags: Annotated[
+        list[Annotated[str, Field(json_schema_extra={"pattern": datasets_contract.TAG_PATTERN})]],
+        Field(max_length=datasets_contract.MAX_JOB_TAGS, json_schema_extra={"uniqueItems": True}),
+    ] = Field(
+        default_factory=list,
+        description="train on the pieces that carry every one of these tags (`mode:minor`, "
+                    "`meter:3/4`, `key:g-minor`, or a folder name of your zip); none: every piece",
+    )
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_reference(cls, value: str) -> str:
+        if not re.match(_DATASET_REFERENCE, value):
+            raise ValueError(f"a dataset id (32 lower-case hex digits) or "
+                             f"{datasets_contract.BACH_DATASET_ID!r}, not {value[:80]!r}")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _distinct_tags(cls, value: list[str]) -> list[str]:
+        for tag in value:
+            if not datasets_contract.is_tag(tag):
+                raise ValueError(f"{tag[:80]!r} is not a tag: lower-case letters, digits and # : / _ . + - "
+                                 "or spaces, at most 64, starting with a letter, a digit or #")
+        if repeated := sorted({tag for tag in value if value.count(tag) > 1}):
+            raise ValueError(f"{', '.join(map(repr, repeated))} given more than once")
+        return value
 
 
 def _instruments_schema(schema: dict[str, Any]) -> None:
@@ -209,6 +255,15 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _training_data(stored: Any) -> dict[str, Any] | None:
+    """The job's `training_data` in its four fields. None for a job from before datasets; such a
+    job's training writes only its counts (`gan.reporter`): it trained on all the chorales."""
+    if not isinstance(stored, dict):
+        return None
+    return {"dataset": stored.get("dataset", datasets_contract.BACH_DATASET_ID),
+            "tags": stored.get("tags", []), "pieces": stored.get("pieces"), "windows": stored.get("windows")}
+
+
 def job_to_api(item: dict[str, Any]) -> dict[str, Any]:
     """The job as the API shows it; internal attributes (keys, owner) stay inside."""
     item = plain(item)
@@ -220,6 +275,7 @@ def job_to_api(item: dict[str, Any]) -> dict[str, Any]:
         "updated_at": iso_utc(item["updated_at"]),
         "hyperparameters": item["hyperparameters"],
         "melody": item["melody"],
+        datasets_contract.JOB_TRAINING_DATA: _training_data(item.get(datasets_contract.JOB_TRAINING_DATA)),
         "progress": item.get("progress"),
         # a note left from STARTING never outlives it
         "status_message": item.get(storage.STATUS_MESSAGE) if item["status"] == statuses.STARTING else None,
@@ -231,3 +287,24 @@ def job_to_api(item: dict[str, Any]) -> dict[str, Any]:
             "compositions": item.get("compositions", []),
         },
     }
+
+
+# --- datasets (contracts/datasets.py) ---------------------------------------------------------
+class CreateDatasetRequest(BaseModel):
+    """POST /datasets: a name of your choosing; the files come by the presigned upload it answers."""
+
+    model_config = _STRICT
+
+    name: Annotated[
+        str, Field(min_length=1, max_length=datasets_contract.DATASET_NAME_MAX,
+                   pattern=datasets_contract.DATASET_NAME_PATTERN)
+    ] | None = Field(default=None, description="yours to choose", json_schema_extra=not_null)
+
+
+class ListDatasetsQuery(BaseModel):
+    """GET /datasets query string, paged like GET /jobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    next_token: Annotated[str, Field(min_length=1, max_length=2048)] | None = None

@@ -25,7 +25,11 @@ def _candidates(spec: Hyperparameter) -> list[int | float]:
             spec.maximum - step, spec.maximum, spec.maximum + step]
 
 
-def _api_accepts(name: str, value: int | float) -> bool:
+NUMBERS = [spec for spec in hyperparameters.HYPERPARAMETERS if not spec.choices]
+CHOICES = [spec for spec in hyperparameters.HYPERPARAMETERS if spec.choices]
+
+
+def _api_accepts(name: str, value: object) -> bool:
     try:
         CreateJobRequest.model_validate_json(json.dumps({"hyperparameters": {name: value}}))
     except ValidationError:
@@ -33,7 +37,7 @@ def _api_accepts(name: str, value: int | float) -> bool:
     return True
 
 
-def _container_accepts(name: str, value: int | float) -> bool:
+def _container_accepts(name: str, value: object) -> bool:
     try:
         ContainerHyperparameters.parse(hyperparameters.as_sagemaker({name: value}))
     except ValueError:
@@ -41,7 +45,7 @@ def _container_accepts(name: str, value: int | float) -> bool:
     return True
 
 
-@pytest.mark.parametrize("spec", hyperparameters.HYPERPARAMETERS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", NUMBERS, ids=lambda s: s.name)
 def test_the_api_and_the_container_accept_the_same_values(spec: Hyperparameter) -> None:
     verdicts = [(value, _api_accepts(spec.name, value), _container_accepts(spec.name, value))
                 for value in _candidates(spec)]
@@ -57,3 +61,49 @@ def test_both_sides_fill_in_the_contracts_defaults() -> None:
     container = vars(ContainerHyperparameters.parse({}))
 
     assert api == container == hyperparameters.DEFAULTS
+
+
+def test_model_size_is_a_choice_of_presets_with_the_cpu_model_as_default() -> None:
+    spec = hyperparameters.BY_NAME["model_size"]
+
+    assert [spec] == CHOICES
+    assert (spec.kind, spec.choices, spec.default) == (str, ("small", "large"), "small")
+    assert spec.range_text() == "small or large"
+
+
+@pytest.mark.parametrize("spec", CHOICES, ids=lambda s: s.name)
+def test_the_api_and_the_container_accept_the_same_choices(spec: Hyperparameter) -> None:
+    near_misses = ["", "huge", spec.choices[0].upper(), f" {spec.choices[0]}", f"{spec.choices[0]}\n",
+                   f"{spec.choices[0]}|{spec.choices[1]}", 1, None]
+    for value in spec.choices:
+        assert _api_accepts(spec.name, value) and _container_accepts(spec.name, value), value
+    for value in near_misses:
+        assert not _api_accepts(spec.name, value), value
+        if value is not None:  # the container reads a missing value (None) as "not given"
+            assert not _container_accepts(spec.name, value), value
+
+
+@pytest.mark.parametrize("raw", ["large", '"large"'])
+def test_a_choice_arrives_as_sagemaker_passes_it_plain_or_json_encoded(raw: str) -> None:
+    # The API's state machine passes the name itself; the SageMaker Python SDK JSON-encodes it.
+    assert hyperparameters.parse_sagemaker({"model_size": raw})["model_size"] == "large"
+
+
+def test_a_choice_outside_the_presets_is_refused_naming_the_hyperparameter_and_the_choices() -> None:
+    with pytest.raises(ValueError, match="hyperparameter model_size: 'huge' is not one of small, large"):
+        hyperparameters.parse_sagemaker({"model_size": "huge"})
+
+
+def test_the_api_schema_lists_the_choices() -> None:
+    schema = CreateJobRequest.model_json_schema(mode="validation")
+    field = schema["$defs"]["Hyperparameters"]["properties"]["model_size"]
+
+    assert field["enum"] == ["small", "large"]
+    assert field["default"] == "small" and field["type"] == "string"
+
+
+def test_a_hyperparameter_is_either_a_number_with_a_range_or_a_str_with_choices() -> None:
+    with pytest.raises(ValueError, match="choices"):
+        Hyperparameter("x", str, "a", 0, 1, "help")
+    with pytest.raises(ValueError, match="choices"):
+        Hyperparameter("x", int, 1, 0, 2, "help", choices=("a",))

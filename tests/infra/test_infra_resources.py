@@ -23,11 +23,11 @@ def test_jobs_table_has_the_shared_keys_index_stream_recovery_and_encryption(syn
     synth.assertions.has_resource_properties("AWS::DynamoDB::Table", {
         "KeySchema": [{"AttributeName": storage.PARTITION_KEY, "KeyType": "HASH"},
                       {"AttributeName": storage.SORT_KEY, "KeyType": "RANGE"}],
-        "GlobalSecondaryIndexes": [Match.object_like({
+        "GlobalSecondaryIndexes": Match.array_with([Match.object_like({
             "IndexName": storage.OWNER_INDEX,
             "KeySchema": [{"AttributeName": storage.OWNER_INDEX_PARTITION_KEY, "KeyType": "HASH"},
                           {"AttributeName": storage.OWNER_INDEX_SORT_KEY, "KeyType": "RANGE"}],
-        })],
+        })]),
         "StreamSpecification": {"StreamViewType": storage.STREAM_VIEW_TYPE},
         "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
         "SSESpecification": {"SSEEnabled": True},
@@ -296,7 +296,7 @@ def _package_sources() -> set[str]:
 def test_every_zip_function_runs_the_one_lambda_asset_of_the_contracts_packages(synth: Synth) -> None:
     # Synth without bundling stages the asset as a plain copy (`cdk deploy` adds the wheels).
     zipped = [synth.function_of(spec.handler)[1] for spec in functions.FUNCTIONS if not spec.image]
-    assert len(zipped) == len(functions.FUNCTIONS) - 1  # all but the compose image
+    assert len(zipped) == len(functions.FUNCTIONS) - 2  # all but the compose image and the datasets build
     keys = {fn["Code"]["S3Key"] for fn in zipped}
     (key,) = keys
     manifest = synth.assets_manifest()
@@ -321,9 +321,15 @@ def test_the_deployed_asset_is_built_from_the_contracts_packages(tmp_path: Path,
     assert _files(out) == {p for p in _package_sources() if Path(p).name != "requirements.txt"}
 
 
-def test_training_image_context_holds_what_the_dockerfile_copies_and_nothing_else(synth: Synth) -> None:
-    # Synth stages the build context without Docker; `cdk deploy` builds the image from it.
-    source = synth.docker_image_source(TRAINING_DOCKERFILE)
+@pytest.mark.parametrize("base", ["cpu", "gpu"])
+def test_training_image_context_holds_what_the_dockerfile_copies_and_nothing_else(
+    synth: Synth, base: str
+) -> None:
+    # Synth stages the build context without Docker; `cdk deploy` builds the image from it. The
+    # CPU and GPU images (tests/infra/test_infra_gpu.py) are the one Dockerfile on two bases.
+    (source,) = [image["source"] for image in synth.assets_manifest()["dockerImages"].values()
+                 if image["source"]["dockerFile"] == TRAINING_DOCKERFILE
+                 and bool(image["source"].get("dockerBuildArgs")) == (base == "gpu")]
     context = synth.assembly_dir / source["directory"]
     dockerfile = context / source["dockerFile"]
     sources = [word for line in dockerfile.read_text().splitlines() if line.startswith("COPY ")

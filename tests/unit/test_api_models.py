@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import asdict
+from typing import Literal
 
 import mido
 import pytest
@@ -36,10 +37,19 @@ def test_the_request_model_has_the_contracts_hyperparameters() -> None:
     assert list(fields) == [spec.name for spec in HYPERPARAMETERS]
     for spec in HYPERPARAMETERS:
         field = fields[spec.name]
-        assert (field.annotation, field.default, field.description) == (spec.kind, spec.default, spec.help)
+        kind = Literal[spec.choices] if spec.choices else spec.kind
+        assert (field.annotation, field.default, field.description) == (kind, spec.default, spec.help)
 
 
-@pytest.mark.parametrize("spec", HYPERPARAMETERS, ids=lambda spec: spec.name)
+@pytest.mark.parametrize("spec", [s for s in HYPERPARAMETERS if s.choices], ids=lambda spec: spec.name)
+def test_a_choice_takes_its_names_only_and_the_refusal_lists_them(spec: Hyperparameter) -> None:
+    for choice in spec.choices:
+        assert getattr(Hyperparameters.model_validate({spec.name: choice}), spec.name) == choice
+    with pytest.raises(ValidationError, match=" or ".join(repr(c) for c in spec.choices)):
+        Hyperparameters.model_validate({spec.name: "huge"})
+
+
+@pytest.mark.parametrize("spec", [s for s in HYPERPARAMETERS if not s.choices], ids=lambda spec: spec.name)
 def test_the_request_model_accepts_and_refuses_at_the_contracts_bounds(spec: Hyperparameter) -> None:
     step = 1 if spec.kind is int else 1e-9
     inside = [spec.minimum + step, spec.maximum - step]

@@ -281,3 +281,16 @@ def test_generate_command_writes_a_four_track_midi_and_rejects_a_non_midi_melody
     assert generate.main([str(model), str(tmp_path / "notes.mid"), str(tmp_path / "bad.mid")]) == 1
     assert "not a readable MIDI file" in capsys.readouterr().err
     assert not (tmp_path / "bad.mid").exists()
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_each_model_size_harmonises_a_melody_of_any_length(size: str):
+    # The large preset's deeper bottleneck (dilations up to 16 at 1/8 resolution) still pads to
+    # any length, short phrases included.
+    torch.manual_seed(0)
+    generator = Generator(ModelConfig.preset(size)).eval()
+    for steps in (8, 44, 200):
+        melody, onsets = _melody(steps)
+        voices, voice_onsets = harmonise(generator, melody, onsets, 16, seed=0)
+        assert voices.shape == voice_onsets.shape == (4, steps)
+        assert np.array_equal(voices[0], melody)

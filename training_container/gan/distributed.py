@@ -87,11 +87,13 @@ def from_env(environ: Mapping[str, str] = os.environ) -> World:
     )
 
 
-def start(world: World) -> None:
-    """Join the job's process group (a no-op for one host): blocks until every host has."""
+def start(world: World, device: torch.device | None = None) -> None:
+    """Join the job's process group (a no-op for one host): blocks until every host has. NCCL
+    when the training runs on a GPU (`device`, set current by gan.device.use before this, so
+    each process's NCCL communicator is on its own GPU), else gloo."""
     if not world.parallel:
         return
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    backend = "nccl" if device is not None and device.type == "cuda" else "gloo"
     dist.init_process_group(
         backend,
         init_method=f"tcp://{world.address}:{world.port}",
@@ -136,7 +138,9 @@ def average(values: Mapping[str, float], world: World) -> dict[str, float]:
     if not world.parallel:
         return dict(values)
     names = sorted(values)
-    flat = torch.tensor([float(values[name]) for name in names], dtype=torch.float64)
+    # NCCL reduces only tensors on the GPU; gloo those on the CPU.
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    flat = torch.tensor([float(values[name]) for name in names], dtype=torch.float64, device=device)
     dist.all_reduce(flat)
     flat /= world.size
     return dict(zip(names, flat.tolist(), strict=True))

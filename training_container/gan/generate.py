@@ -95,9 +95,13 @@ def harmonise(
         first_bar_start,
     )
     noise = torch.randn(generator.noise_shape(1, padded), generator=torch.Generator().manual_seed(seed))
+    # Wherever the generator is (a GPU during a training's validation): the noise is drawn on the
+    # CPU, so a seed gives the same noise on any device; the decoder reads the logits there.
+    device = next(generator.parameters()).device
     was_training = generator.training
     generator.eval()
-    pitch_logits, onset_logits = generator(cond[None], noise)
+    pitch_logits, onset_logits = generator(cond[None].to(device), noise.to(device))
+    pitch_logits, onset_logits = pitch_logits.cpu(), onset_logits.cpu()
     generator.train(was_training)
     voices, voice_onsets = decode(
         pitch_logits[0, :, :, :steps],

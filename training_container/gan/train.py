@@ -36,12 +36,15 @@ import torch.nn.functional as F
 
 from contracts import training as training_contract
 from contracts.compositions import DEFAULT_TEMPERATURE
+from contracts.datasets import DATASET_CHANNEL, TAGS_HYPERPARAMETER
 from contracts.hyperparameters import DEFAULTS, HYPERPARAMETERS, parse_sagemaker
 from contracts.instruments import resolve as resolve_instruments
 from contracts.training import FAILURE_REASON_MAX, MELODY_CHANNEL
 from gan import data as gan_data
+from gan import datasets as gan_datasets
 from gan import distributed
 from gan.cpus import usable_cpus
+from gan.device import Precision, moved, pick_device, use
 from gan.encoding import Batch, Windows
 from gan.generate import accompany, harmonise
 from gan.model import Critic, Generator, ModelConfig, as_critic_input, gradient_penalty
@@ -72,6 +75,7 @@ class Hyperparameters:
     update_ratio: int = int(DEFAULTS["update_ratio"])
     batch_size: int = int(DEFAULTS["batch_size"])
     seed: int = int(DEFAULTS["seed"])
+    model_size: str = str(DEFAULTS["model_size"])
 
     def __post_init__(self) -> None:
         for spec in HYPERPARAMETERS:
@@ -94,6 +98,7 @@ class Paths:
     failure: Path
     melody: Path | None  # the melody channel's folder
     training: Path | None  # a folder of the user's multi-track MIDI
+    dataset: Path | None = None  # a built dataset (pieces.npz, index.json: gan.datasets)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], checkpoint_dir: str | None = None) -> Paths:
@@ -104,6 +109,7 @@ class Paths:
         )
         melody = environ.get(f"SM_CHANNEL_{MELODY_CHANNEL.upper()}")
         training = environ.get("SM_CHANNEL_TRAINING")
+        dataset = environ.get(f"SM_CHANNEL_{DATASET_CHANNEL.upper()}")
         return cls(
             model=model,
             output=output,
@@ -111,6 +117,7 @@ class Paths:
             failure=output.parent / "failure",
             melody=Path(melody) if melody else None,
             training=Path(training) if training else None,
+            dataset=Path(dataset) if dataset else None,
         )
 
 
@@ -139,6 +146,21 @@ def read_hyperparameters(flags: argparse.Namespace, environ: Mapping[str, str]) 
     return Hyperparameters.parse(values)
 
 
+def read_tags(flags: argparse.Namespace, environ: Mapping[str, str]) -> list[str]:
+    """The job's filtering tags (`contracts.datasets.TAGS_HYPERPARAMETER`), from the same
+    places as the hyperparameters, later wins; none: every piece."""
+    raw: object = None
+    config_dir = environ.get("SM_INPUT_CONFIG_DIR")
+    if config_dir and (Path(config_dir) / "hyperparameters.json").exists():
+        values = json.loads((Path(config_dir) / "hyperparameters.json").read_text())
+        raw = values.get(TAGS_HYPERPARAMETER, raw)
+    if environ.get("SM_HPS"):
+        raw = json.loads(environ["SM_HPS"]).get(TAGS_HYPERPARAMETER, raw)
+    if getattr(flags, TAGS_HYPERPARAMETER, None) is not None:
+        raw = getattr(flags, TAGS_HYPERPARAMETER)
+    return [] if raw is None else gan_datasets.parse_tags(raw)
+
+
 def find_melody(folder: Path | None) -> bytes | None:
     """The one MIDI file in the melody channel, or None for no channel."""
     if folder is None:
@@ -149,22 +171,45 @@ def find_melody(folder: Path | None) -> bytes | None:
     return files[0].read_bytes()
 
 
-def load_dataset(training: Path | None) -> gan_data.Splits:
-    """Bach's chorales, or the user's multi-track MIDI folder when the training channel has one."""
+def load_dataset(
+    training: Path | None, dataset: Path | None = None, tags: Sequence[str] = ()
+) -> gan_data.Splits:
+    """Bach's chorales, the built dataset of the dataset channel, or the user's multi-track MIDI
+    folder of the training channel; with `tags`, only the pieces carrying every one of them
+    (too little left is a ValueError saying so, `gan.datasets.select`)."""
+    tags = list(tags)
+    if dataset is not None:
+        chorales = gan_datasets.select(gan_datasets.load_built(dataset), tags, "the job's dataset")
+        log.info("training on %d pieces of the job's dataset (tags %s)", len(chorales), tags)
+        return _split(chorales)
     if training is None:
-        return gan_data.load_chorales()
+        splits = gan_data.load_chorales()
+        if not tags:
+            return splits
+        chorales = splits.train + splits.validation + splits.test
+        pieces = [(c, gan_datasets.chorale_tags(c)) for c in chorales]
+        # The melody hash puts each piece in the same split whatever else is kept.
+        return _split(gan_datasets.select(pieces, tags, "Bach's chorales"))
     chorales, rejected = gan_data.load_midi_folder(training)
     for name, reason in rejected:
         log.warning("training file %s rejected: %s", name, reason)
     if not chorales:
         reasons = "; ".join(f"{n}: {r}" for n, r in rejected[:5]) or "the folder is empty"
         raise ValueError(f"no usable multi-track MIDI in the training channel ({reasons})")
+    if tags:
+        pieces = [(c, gan_datasets.chorale_tags(c)) for c in chorales]
+        chorales = gan_datasets.select(pieces, tags, "the training channel")
+    log.info("training on %d of the user's pieces (%d rejected)", len(chorales), len(rejected))
+    return _split(chorales)
+
+
+def _split(chorales: list[gan_data.Chorale]) -> gan_data.Splits:
+    """Pieces split by melody; a few pieces can all hash into the held-out shares."""
     splits = gan_data.split_by_melody(chorales)
     if not splits.train:  # a handful of files can all hash into the held-out shares
         splits.train = splits.validation + splits.test
     if not splits.validation:
         splits.validation = splits.train[:1]
-    log.info("training on %d of the user's pieces (%d rejected)", len(chorales), len(rejected))
     return splits
 
 
@@ -180,16 +225,23 @@ def learning_rate(hp: Hyperparameters, step: int, total: int) -> float:
     return hp.learning_rate * share
 
 
-def new_state(hp: Hyperparameters, config: ModelConfig) -> dict[str, Any]:
+def new_state(hp: Hyperparameters, config: ModelConfig, device: torch.device | None = None) -> dict[str, Any]:
+    """Fresh networks on `device` (default the CPU), their optimizers and the job's generator of
+    random draws. The weights are initialised on the CPU from the seed, then moved: a seed starts
+    from the same weights on any device."""
+    device = device or torch.device("cpu")
     torch.manual_seed(hp.seed)
-    generator, critic = Generator(config), Critic(config)
+    generator, critic = Generator(config).to(device), Critic(config).to(device)
     return {
         "generator": generator,
         "critic": critic,
+        # After the move: the optimizers' state lives where their parameters do.
         "g_optimizer": torch.optim.Adam(generator.parameters(), hp.learning_rate, betas=ADAM_BETAS),
         "c_optimizer": torch.optim.Adam(critic.parameters(), hp.learning_rate, betas=ADAM_BETAS),
         "rng": torch.Generator().manual_seed(hp.seed),
         "epoch": 0,
+        "device": device,
+        "precision": Precision.for_device(device),
     }
 
 
@@ -205,6 +257,7 @@ def save_checkpoint(path: Path, state: dict[str, Any], hp: Hyperparameters) -> N
             "c_optimizer": state["c_optimizer"].state_dict(),
             "rng": state["rng"].get_state(),
             "torch_rng": torch.get_rng_state(),
+            "scalers": state["precision"].state_dict(),  # float16 on CUDA only; else empty
             "epoch": state["epoch"],
             "config": state["generator"].config.to_dict(),
             "hyperparameters": asdict(hp),
@@ -214,11 +267,15 @@ def save_checkpoint(path: Path, state: dict[str, Any], hp: Hyperparameters) -> N
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, hp: Hyperparameters) -> dict[str, Any]:
+def load_checkpoint(path: Path, hp: Hyperparameters, device: torch.device | None = None) -> dict[str, Any]:
+    """The checkpoint's state on `device`, whichever device wrote it: read onto the CPU, then
+    each state dict loaded into networks and optimizers already on `device` (a load_state_dict
+    copies onto the parameters' device; Adam's moments follow their parameters)."""
     saved = torch.load(path, map_location="cpu", weights_only=False)
-    state = new_state(hp, ModelConfig.from_dict(saved["config"]))
+    state = new_state(hp, ModelConfig.from_dict(saved["config"]), device)
     for name in ("generator", "critic", "g_optimizer", "c_optimizer"):
         state[name].load_state_dict(saved[name])
+    state["precision"].load_state_dict(saved.get("scalers", {}))
     state["rng"].set_state(saved["rng"])
     torch.set_rng_state(saved["torch_rng"])
     state["epoch"] = saved["epoch"]
@@ -246,6 +303,8 @@ def train_step(
     each update."""
     generator, critic = state["generator"], state["critic"]
     g_opt, c_opt, rng = state["g_optimizer"], state["c_optimizer"], state["rng"]
+    device = state.get("device", torch.device("cpu"))
+    precision: Precision = state.get("precision") or Precision()
     batch_size = world.batch(hp.batch_size)
     generator.train()
     for group in (*g_opt.param_groups, *c_opt.param_groups):
@@ -257,31 +316,35 @@ def train_step(
         shape = generator.noise_shape(batch_size, batch.condition.size(-1))
         return torch.randn(shape, generator=rng).to(batch.condition.device)
 
-    # (1) Update the critic: maximise critic(Bach) - critic(generated) - λ·penalty
+    # (1) Update the critic: maximise critic(Bach) - critic(generated) - λ·penalty. Under
+    # `precision` (autocast on CUDA) the forward passes; the penalty in float32 outside it.
     for _ in range(hp.update_ratio):
-        batch = batches.sample(batch_size, rng)
-        with torch.no_grad():
-            fake = as_critic_input(*generator(batch.condition, noise(batch)))
-        real_score = critic(batch.condition, batch.voices).mean()
-        fake_score = critic(batch.condition, fake).mean()
-        penalty = gradient_penalty(critic, batch.condition, batch.voices, fake)
+        batch = moved(batches.sample(batch_size, rng), device)
+        with precision.autocast():
+            with torch.no_grad():
+                fake = as_critic_input(*generator(batch.condition, noise(batch)))
+            real_score = critic(batch.condition, batch.voices).float().mean()
+            fake_score = critic(batch.condition, fake).float().mean()
+        penalty = gradient_penalty(critic, batch.condition, batch.voices, fake.float())
         c_loss = fake_score - real_score + GRADIENT_PENALTY_WEIGHT * penalty
         c_opt.zero_grad(set_to_none=True)
-        c_loss.backward()
+        precision.backward(c_loss, "critic")
         distributed.average_gradients(critic, world)
-        c_opt.step()
+        precision.step(c_opt, "critic")
     # (2) Update the generator: fool the critic, and match Bach's voices (supervised term)
-    batch = batches.sample(batch_size, rng)
-    pitch_logits, onset_logits = generator(batch.condition, noise(batch))
-    adversarial = -critic(batch.condition, as_critic_input(pitch_logits, onset_logits)).mean()
-    supervised = F.cross_entropy(
-        pitch_logits.transpose(1, 2), batch.classes
-    ) + F.binary_cross_entropy_with_logits(onset_logits, batch.onsets)
+    batch = moved(batches.sample(batch_size, rng), device)
+    with precision.autocast():
+        pitch_logits, onset_logits = generator(batch.condition, noise(batch))
+        adversarial = -critic(batch.condition, as_critic_input(pitch_logits, onset_logits)).float().mean()
+        # Autocast runs both losses in float32 whatever the logits' type.
+        supervised = F.cross_entropy(
+            pitch_logits.transpose(1, 2), batch.classes
+        ) + F.binary_cross_entropy_with_logits(onset_logits, batch.onsets)
     g_loss = ADVERSARIAL_WEIGHT * adversarial + supervised
     g_opt.zero_grad(set_to_none=True)
-    g_loss.backward()
+    precision.backward(g_loss, "generator")
     distributed.average_gradients(generator, world)
-    g_opt.step()
+    precision.step(g_opt, "generator")
     return {
         "generator_loss": g_loss.detach(),
         "critic_loss": c_loss.detach(),
@@ -369,6 +432,7 @@ def train(
     config: ModelConfig | None = None,
     instruments: object = None,
     world: distributed.World = distributed.ALONE,
+    device: torch.device | None = None,
 ) -> dict[str, Any]:
     """Train from scratch or from the checkpoint, report each epoch, write the model and the
     accompanied melody. The samples and the composition play `instruments` (a preset name or
@@ -376,20 +440,29 @@ def train(
 
     Across several hosts (`world`, `gan.distributed`) each trains on its shard of the pieces,
     and only the leader validates, reports, checkpoints and writes the model and composition;
-    the others return {}."""
+    the others return {}.
+
+    The networks train on `device` (default: gan.device.pick_device, CUDA when there is a GPU);
+    `config` defaults to the `model_size` preset (a resumed job keeps its checkpoint's)."""
     from gan import metrics
 
     voices = resolve_instruments(instruments)  # a bad value fails before the training, not after
-    config = config or ModelConfig()
-    windows = Windows(world.shard(splits.train), config)
+    device = device or pick_device()
+    config = config or ModelConfig.preset(hp.model_size)
     checkpoint = paths.checkpoints / CHECKPOINT_FILE
     if checkpoint.exists():
-        state = load_checkpoint(checkpoint, hp)
+        state = load_checkpoint(checkpoint, hp, device)
+        config = state["generator"].config
         log.info("resumed from %s after epoch %d", checkpoint, state["epoch"])
     else:
-        state = new_state(hp, config)
+        state = new_state(hp, config, device)
+    windows = Windows(world.shard(splits.train), config)
+    log.info("training the %s model on %s (%s)", config.size, device, state["precision"].name)
     if world.parallel:
         _join_hosts(state, world)
+    if world.leader:  # what this job trains on, after its tags (the whole split, every host's shard)
+        trained = sum(gan_datasets.count_windows(c.pitches[0], config.window) for c in splits.train)
+        reporter.training_data(len(splits.train), trained)
     if state["epoch"] == 0 and world.leader:
         reporter.reference(metrics.evaluate(splits.validation, reference=splits.validation))
     sample_melody = splits.validation[0]
@@ -414,7 +487,8 @@ def train(
     paths.model.mkdir(parents=True, exist_ok=True)
     torch.save(
         {
-            "generator": state["generator"].state_dict(),
+            # CPU tensors: the model file is read on the CPU (the compose function, gan.generate).
+            "generator": {k: v.cpu() for k, v in state["generator"].state_dict().items()},
             "config": state["generator"].config.to_dict(),
             "epoch": state["epoch"],
             "hyperparameters": asdict(hp),
@@ -470,6 +544,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="default $OPENCOMPOSER_CHECKPOINT_DIR, else <parent of SM_MODEL_DIR>/checkpoints",
     )
+    parser.add_argument(
+        f"--{TAGS_HYPERPARAMETER}", default=None, help='filtering tags, a JSON list (\'["mode:minor"]\')'
+    )
     parser.add_argument("--dry-run", action="store_true", help="one epoch of 2 steps on a few chorales")
     parser.add_argument("mode", nargs="?", help=argparse.SUPPRESS)  # SageMaker may append "train"
     args, unknown = parser.parse_known_args(argv)
@@ -488,6 +565,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:  # from the handler on: a SIGTERM anywhere below is a stop, never a traceback
         torch.set_num_threads(usable_cpus())
         hp = read_hyperparameters(args, environ)
+        device = pick_device(environ)  # a job without the GPU it asked for fails now
         melody_midi = find_melody(paths.melody)
         if melody_midi is not None:
             from gan import midi
@@ -496,17 +574,20 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                 midi.read_melody(melody_midi)  # a bad melody fails now, not after the training
             except midi.MidiError as e:
                 raise ValueError(f"the job's melody cannot be used: {e}") from e
-        splits = load_dataset(paths.training)
+        splits = load_dataset(paths.training, paths.dataset, read_tags(args, environ))
         world = distributed.from_env(environ)
+        use(device)
         # Only the leader writes the job's progress and files (gan.distributed).
         reporter = Reporter.from_env(paths.output, environ) if world.leader else Reporter([])
-        distributed.start(world)
+        distributed.start(world, device)
         if args.dry_run:
             hp = replace(hp, epochs=1)
             splits = gan_data.Splits(splits.train[:8], splits.validation[:2], splits.test[:2])
-            figures = train(hp, paths, reporter, melody_midi, splits, steps_per_epoch=2, world=world)
+            figures = train(
+                hp, paths, reporter, melody_midi, splits, steps_per_epoch=2, world=world, device=device
+            )
         else:
-            figures = train(hp, paths, reporter, melody_midi, splits, world=world)
+            figures = train(hp, paths, reporter, melody_midi, splits, world=world, device=device)
         log.info("done: %s", json.dumps({k: round(v, 4) for k, v in figures.items()}))
         return 0
     except Stopped:

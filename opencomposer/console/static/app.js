@@ -174,6 +174,20 @@ function numberField({ id, name, label, schema, errors, value }) {
   };
 }
 
+/** One of a few names (a schema with `enum`, e.g. model_size): a select of them. */
+function choiceField({ id, name, label, schema, errors }) {
+  const input = h("select", { id, name, "aria-describedby": `${id}-help` },
+    schema.enum.map((choice) => h("option", { value: choice, text: choice, selected: choice === schema.default })));
+  return {
+    input,
+    el: h("div", { class: "field" },
+      h("label", { for: id, text: label }),
+      input,
+      h("p", { class: "help", id: `${id}-help`, text: helpText(schema) }),
+      errors.slot(name, input)),
+  };
+}
+
 function sentence(text) {
   return text ? text[0].toUpperCase() + text.slice(1).toLowerCase() : text;
 }
@@ -344,7 +358,8 @@ async function viewNew() {
   const nameInput = h("input", { type: "text", id: "job-name", name: "name", maxlength: nameSchema.maxLength, placeholder: "e.g. my first bach", "aria-describedby": "job-name-help", autocomplete: "off" });
   const inputs = {};
   const hpFields = Object.entries(hp.properties).map(([name, schema]) => {
-    const f = numberField({ id: `hp-${name}`, name: `hyperparameters.${name}`, label: sentence(schema.title || name.replace(/_/g, " ")), schema, errors });
+    const field = schema.enum ? choiceField : numberField;
+    const f = field({ id: `hp-${name}`, name: `hyperparameters.${name}`, label: sentence(schema.title || name.replace(/_/g, " ")), schema, errors });
     inputs[name] = f.input;
     return f.el;
   });
@@ -376,7 +391,7 @@ async function viewNew() {
     const body = { hyperparameters: {} };
     if (nameInput.value.trim()) body.name = nameInput.value.trim();
     for (const [name, input] of Object.entries(inputs)) {
-      const v = numberValue(input);
+      const v = input.tagName === "SELECT" ? input.value : numberValue(input);
       if (v !== undefined) body.hyperparameters[name] = v;
     }
     try { body.melody = await picker.value(); } catch (err) { errors.show({ field: "melody", message: err.message }); return; }

@@ -7,6 +7,10 @@ local stack's fake ones and the AWS endpoint is moto's (SageMaker gives a role's
 the real endpoints instead); nothing else of this machine reaches the container, no `SM_*`
 variable either: the image's entry point reads /opt/ml/input/config as on SageMaker.
 
+One container per job: the runner refuses a job of several instances in this runtime (with a
+ClientError saying so) rather than start its hosts as containers on a network of their own;
+the process runtime runs them.
+
 Pure functions and one small class, so a test can check the command without Docker.
 """
 

@@ -1,6 +1,10 @@
 """What a SageMaker training container sees, built for a local process: its `/opt/ml` folders,
 its environment and command line, and how its failure reads (SageMaker's FailureReason).
 
+A job of several instances is several hosts, `algo-1` … `algo-N` (SageMaker's names), each with
+its own `/opt/ml` and the same channels and hyperparameters, told who it is and who the others
+are (`resourceconfig.json`, `SM_CURRENT_HOST`, `SM_HOSTS`).
+
 Pure functions of the job, so a test can check the contract without running anything.
 """
 
@@ -40,6 +44,9 @@ def container_environment(
     python_path: Sequence[str],
     host_environ: Mapping[str, str],
     cpu_count: int,
+    current_host: str = "algo-1",
+    hosts: Sequence[str] = ("algo-1",),
+    rendezvous: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The training process's environment, as a SageMaker training container sees it.
 
@@ -50,6 +57,11 @@ def container_environment(
     No region: SageMaker sets no AWS_REGION or AWS_DEFAULT_REGION in a training container, so
     here too the region reaches the process only through the job's `Environment`
     (contracts.training.REGION_ENVIRONMENT), and a job created without it fails here as on AWS.
+
+    `rendezvous` (MASTER_ADDR, MASTER_PORT): where the hosts of a job of several instances meet.
+    On SageMaker the hosts are machines whose names (`algo-1`) resolve in the cluster, and
+    gan.distributed meets at the first one's name; here they are processes of one machine, whose
+    names resolve nowhere, so they meet at 127.0.0.1 on a free port, as torchrun's do.
     """
     env = {name: host_environ[name] for name in _INHERITED_ENV if name in host_environ}
     env.update(
@@ -69,8 +81,8 @@ def container_environment(
             "SM_INPUT_CONFIG_DIR": str(paths.input_config),
             "SM_CHANNELS": json.dumps(list(channels)),
             "SM_HPS": json.dumps(dict(hyperparameters)),
-            "SM_CURRENT_HOST": "algo-1",
-            "SM_HOSTS": json.dumps(["algo-1"]),
+            "SM_CURRENT_HOST": current_host,
+            "SM_HOSTS": json.dumps(list(hosts)),
             "SM_NUM_GPUS": "0",
             "SM_NUM_CPUS": str(cpu_count),
         }
@@ -79,8 +91,29 @@ def container_environment(
         env[f"SM_CHANNEL_{channel.upper()}"] = str(paths.channel(channel))
     for name, value in hyperparameters.items():
         env[f"SM_HP_{name.upper()}"] = value
+    env.update(rendezvous or {})
     env.update({name: str(value) for name, value in job_environment.items()})
     return env
+
+
+def host_names(instance_count: int) -> list[str]:
+    """SageMaker's names for a job's instances: `algo-1` … `algo-N`; the first is the leader."""
+    return [f"algo-{i + 1}" for i in range(max(1, instance_count))]
+
+
+def split_cpus(cpus: int, hosts: int) -> list[int]:
+    """A job's CPUs shared among its hosts, the remainder to the first ones, each at least one
+    (more hosts than CPUs then share cores: slower, still correct)."""
+    each, extra = divmod(max(1, cpus), max(1, hosts))
+    return [max(1, each + (1 if i < extra else 0)) for i in range(max(1, hosts))]
+
+
+def host_paths(job_root: Path, hosts: Sequence[str]) -> list[JobPaths]:
+    """Each host's `/opt/ml`: a job of one host has the job's folder (as before several could
+    run); with several, each host its own folder under it, as each instance has its own disk."""
+    if len(hosts) == 1:
+        return [JobPaths(job_root)]
+    return [JobPaths(job_root / host) for host in hosts]
 
 
 # SageMaker's one argument to a training image: `docker run <image> train`.
@@ -146,9 +179,12 @@ def write_input_config(
     hyperparameters: Mapping[str, str],
     channels: Sequence[str],
     instance_type: str,
+    current_host: str = "algo-1",
+    hosts: Sequence[str] = ("algo-1",),
 ) -> None:
-    """SageMaker's three files under /opt/ml/input/config (its documented layout for a
-    one-instance job in File mode), which the image's entry point reads."""
+    """SageMaker's three files under /opt/ml/input/config (its documented layout for a job in
+    File mode, each channel FullyReplicated: every host gets all of it), which the image's entry
+    point reads."""
     files = {
         "hyperparameters.json": dict(hyperparameters),
         "inputdataconfig.json": {
@@ -157,15 +193,15 @@ def write_input_config(
             for name in channels
         },
         "resourceconfig.json": {
-            "current_host": "algo-1",
-            "hosts": ["algo-1"],
+            "current_host": current_host,
+            "hosts": list(hosts),
             "current_group_name": "homogeneousCluster",
             "current_instance_type": instance_type,
             "instance_groups": [
                 {
                     "instance_group_name": "homogeneousCluster",
                     "instance_type": instance_type,
-                    "hosts": ["algo-1"],
+                    "hosts": list(hosts),
                 }
             ],
             "network_interface_name": "eth0",
@@ -198,19 +234,22 @@ class JobPaths:
             path.mkdir(parents=True, exist_ok=True)
 
 
-def failure_reason(failure_file: Path, rc: int, stderr_tail: list[str]) -> str:
+def failure_reason(failure_file: Path, rc: int, stderr_tail: list[str], host: str | None = None) -> str:
+    """SageMaker's FailureReason for a training that exited `rc`: its failure file, else how it
+    ended and its last output. `host`: which of a job's several hosts failed, named first."""
+    prefix = f"AlgorithmError: host {host}: " if host else "AlgorithmError: "
     if failure_file.exists() and failure_file.read_text().strip():
-        return "AlgorithmError: " + failure_file.read_text().strip()
+        return prefix + failure_file.read_text().strip()
     detail = "\n".join(stderr_tail).strip() or "no output"
     killed = _killed_by(rc)
     if killed:
         # Nothing of the training's own could say why: it was ended from outside.
         return (
-            f"AlgorithmError: the training process was killed by {killed} (exit code {rc}), by "
+            f"{prefix}the training process was killed by {killed} (exit code {rc}), by "
             f"something outside it (out of memory, or a kill); submit the job again. "
             f"Its last output:\n{detail}"
         )
-    return f"AlgorithmError: the training process exited with code {rc}:\n{detail}"
+    return f"{prefix}the training process exited with code {rc}:\n{detail}"
 
 
 def _killed_by(rc: int) -> str | None:

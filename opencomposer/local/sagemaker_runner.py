@@ -14,11 +14,26 @@ SIGKILL after a grace period, as SageMaker does). Each job's output lands in
 `<logs>/<training job name>.log`. One module because it is one life cycle: the hooks, the run
 and its supervision share each job's state.
 
+Several instances. A job's `ResourceConfig.InstanceCount` hosts run as that many processes,
+`algo-1` … `algo-N`, each under the contract with its own folder, its name and the list of all
+(`sagemaker_container`), the same channels (FullyReplicated) and hyperparameters, and its share
+of the job's CPUs; they meet at 127.0.0.1 on a free port (`MASTER_ADDR`/`MASTER_PORT`), where
+SageMaker's hosts resolve each other's names. The job completes when every host exits 0; when
+one fails the others are stopped (they would wait for it in their next all-reduce) and the job
+fails with the first failing host's reason; a stop reaches every host. The model, the output
+data and the checkpoints are the leader's (`algo-1`): the training writes nothing elsewhere
+(gan.distributed). Each host's output lands in its own log: `<job>.log` is the leader's,
+`<job>.algo-2.log` the second host's. The process runtime only: the Docker runtime refuses a job
+of several instances (its containers would need a network of their own).
+
 Capacity. One machine is a small account: at most `max_trainings` trainings run at once (each
 given its share of the CPUs as `SM_NUM_CPUS`, which the training sizes its threads to), and the
 rest wait in the order they were created, `InProgress`/`Starting` as SageMaker shows a job
 waiting for instances. While one waits its job item says so (`status_message`, shown by the API
-while the job is STARTING); a stop ends a waiting job at once, without a process.
+while the job is STARTING); a stop ends a waiting job at once, without a process. Capacity
+counts jobs, not hosts: a job's hosts share its slot's CPUs (`split_cpus`), since on one machine
+more hosts bring no more cores, and counting them would only make a job wait longer for the
+same cores (and one of more hosts than slots could never start).
 """
 
 from __future__ import annotations
@@ -26,7 +41,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -49,7 +66,10 @@ from opencomposer.local.sagemaker_container import (
     container_environment,
     dockerfile_entrypoint,
     failure_reason,
+    host_names,
+    host_paths,
     process_entry_point,
+    split_cpus,
     tail,
     write_input_config,
 )
@@ -70,6 +90,8 @@ WAITING_FOR_CAPACITY = (
     "waiting for training capacity: {limit} training(s) at a time on this machine "
     "(OPENCOMPOSER_MAX_TRAININGS); it starts when those before it end"
 )
+# Where a local job's hosts meet (they are processes of this machine).
+RENDEZVOUS_ADDRESS = "127.0.0.1"
 
 
 def default_max_trainings(cpus: int) -> int:
@@ -82,10 +104,25 @@ def default_max_trainings(cpus: int) -> int:
 class _Run:
     name: str
     job: Any
-    process: subprocess.Popen[bytes] | None = None
+    # every host's process, as each starts (the leader's first)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     stop_requested: threading.Event = field(default_factory=threading.Event)
     stop_reason: str = "Stopped"
     thread: threading.Thread | None = None
+
+    def running(self) -> list[subprocess.Popen[bytes]]:
+        return [process for process in list(self.processes) if process.poll() is None]
+
+
+@dataclass
+class _Launch:
+    """One host's process to start: its command, environment, folder and log."""
+
+    host: str
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    log_path: Path
 
 
 class SageMakerRunner:
@@ -198,8 +235,7 @@ class SageMakerRunner:
         run.stop_requested.set()
         with self._capacity:  # a job waiting for a slot ends now
             self._capacity.notify_all()
-        process = run.process
-        if process is not None and process.poll() is None:
+        for process in run.running():  # every host of the job
             self._signal(run, process, signal.SIGTERM)
 
     def stop_all(self, timeout_s: float | None = None) -> None:
@@ -221,8 +257,8 @@ class SageMakerRunner:
             now = time.monotonic()
             if now >= kill_at:
                 for run in runs:
-                    if run.process is not None and run.process.poll() is None:
-                        self._signal(run, run.process, SIGKILL)
+                    for process in run.running():
+                        self._signal(run, process, SIGKILL)
             if now >= deadline:
                 return
             alive = [run.thread for run in runs if run.thread is not None and run.thread.is_alive()]
@@ -234,11 +270,13 @@ class SageMakerRunner:
     def processes(self) -> list[subprocess.Popen[bytes]]:
         """The training processes, read without the lock (copying a dict's values is one step
         under the GIL), so a signal handler may call it whatever another thread holds."""
-        return [run.process for run in list(self._runs.values()) if run.process is not None]
+        return [process for run in list(self._runs.values()) for process in list(run.processes)]
 
-    def log_path(self, training_job_name: str) -> Path:
-        """Where a training job's output lands."""
-        return self.logs_dir / f"{training_job_name}.log"
+    def log_path(self, training_job_name: str, host: str = "algo-1") -> Path:
+        """Where a training job's output lands: the leader's (and a one-host job's) in
+        `<job>.log`, another host's in `<job>.<host>.log`."""
+        suffix = "" if host == "algo-1" else f".{host}"
+        return self.logs_dir / f"{training_job_name}{suffix}.log"
 
     def wait(self, name: str, timeout: float | None = None) -> None:
         with self._lock:
@@ -268,6 +306,13 @@ class SageMakerRunner:
                 self._runs.pop(run.name, None)
 
     def _train(self, run: _Run) -> tuple[str, str, str | None]:
+        count = _instance_count(run.job)
+        if count > 1 and self.docker is not None:
+            raise _ClientError(
+                f"ClientError: InstanceCount {count}: the local Docker runtime "
+                "(OPENCOMPOSER_TRAINING_RUNTIME=docker) runs one container per job; train with "
+                "several instances in the process runtime (the default) or with InstanceCount 1"
+            )
         if not self._acquire(run):
             return "Stopped", run.stop_reason, None
         try:
@@ -335,8 +380,11 @@ class SageMakerRunner:
 
     def _train_in_slot(self, run: _Run) -> tuple[str, str, str | None]:
         job = run.job
-        paths = JobPaths(self.jobs_dir / run.name)
-        paths.create()
+        hosts = host_names(_instance_count(job))
+        every = host_paths(self.jobs_dir / run.name, hosts)
+        paths = every[0]  # the leader's: the one whose model and checkpoints are the job's
+        for host_folder in every:
+            host_folder.create()
         s3 = self._s3_factory()
 
         self._secondary(job, "Downloading", "Downloading input data")
@@ -344,19 +392,27 @@ class SageMakerRunner:
         checkpoint_uri = (job.checkpoint_config or {}).get("S3Uri")
         if checkpoint_uri:
             download_prefix(s3, checkpoint_uri, paths.checkpoints)
+        # FullyReplicated channels: every host gets all of each; and every host the job's
+        # checkpoints, as SageMaker gives them (gan.train checks the hosts resume alike).
+        for other in every[1:]:
+            for channel in channels:
+                shutil.copytree(paths.channel(channel), other.channel(channel), dirs_exist_ok=True)
+            shutil.copytree(paths.checkpoints, other.checkpoints, dirs_exist_ok=True)
         hyperparameters = {k: str(v) for k, v in (job.hyper_parameters or {}).items()}
         instance_type = (job.resource_config or {}).get("InstanceType", "ml.m5.large")
-        write_input_config(paths, hyperparameters, channels, instance_type)
+        for host, host_folder in zip(hosts, every, strict=True):
+            write_input_config(host_folder, hyperparameters, channels, instance_type, host, hosts)
 
         if run.stop_requested.is_set():
             return "Stopped", run.stop_reason, None
         self._secondary(job, "Training", "Training image download completed. Training in progress.")
-        rc, stderr_tail = self._execute(run, paths, channels, hyperparameters)
+        rc, stderr_tail, failed = self._execute(run, hosts, every, channels, hyperparameters)
 
         if run.stop_requested.is_set():
             return "Stopped", run.stop_reason, None
         if rc != 0:
-            return "Failed", "Failed", failure_reason(paths.failure_file, rc, stderr_tail)
+            named = hosts[failed] if len(hosts) > 1 else None
+            return "Failed", "Failed", failure_reason(every[failed].failure_file, rc, stderr_tail, named)
 
         self._secondary(job, "Uploading", "Uploading generated training model")
         output_uri = job.output_data_config["S3OutputPath"].rstrip("/") + f"/{run.name}/output/"
@@ -370,24 +426,42 @@ class SageMakerRunner:
         return "Completed", "Completed", None
 
     def _execute(
-        self, run: _Run, paths: JobPaths, channels: list[str], hyperparameters: dict[str, str]
-    ) -> tuple[int, list[str]]:
+        self,
+        run: _Run,
+        hosts: list[str],
+        every: list[JobPaths],
+        channels: list[str],
+        hyperparameters: dict[str, str],
+    ) -> tuple[int, list[str], int]:
+        """Run every host; the exit code and last output of the host that decides how the job
+        ended (the first to fail, else the leader), and its index."""
         job = run.job
         if self.docker is not None:
-            return self._execute_in_image(run, paths, self.docker)
-        env = container_environment(
-            job_name=run.name,
-            job_arn=job.arn,
-            paths=paths,
-            channels=channels,
-            hyperparameters=hyperparameters,
-            job_environment=getattr(job, "environment", None) or {},
-            endpoint_url=self.endpoint_url,
-            python_path=self.pythonpath,
-            host_environ=os.environ,
-            cpu_count=self.cpus_each,
-        )
-        return self._spawn(run, container_argv(self.entry_point), env, cwd=paths.root)
+            rc, output = self._execute_in_image(run, every[0], self.docker)
+            return rc, output, 0
+        rendezvous = None
+        if len(hosts) > 1:
+            rendezvous = {"MASTER_ADDR": RENDEZVOUS_ADDRESS, "MASTER_PORT": str(_free_port())}
+        launches = []
+        for host, paths, cpus in zip(hosts, every, split_cpus(self.cpus_each, len(hosts)), strict=True):
+            env = container_environment(
+                job_name=run.name,
+                job_arn=job.arn,
+                paths=paths,
+                channels=channels,
+                hyperparameters=hyperparameters,
+                job_environment=getattr(job, "environment", None) or {},
+                endpoint_url=self.endpoint_url,
+                python_path=self.pythonpath,
+                host_environ=os.environ,
+                cpu_count=cpus,
+                current_host=host,
+                hosts=hosts,
+                rendezvous=rendezvous,
+            )
+            argv = container_argv(self.entry_point)
+            launches.append(_Launch(host, argv, env, paths.root, self.log_path(run.name, host)))
+        return self._spawn(run, launches)
 
     def _execute_in_image(self, run: _Run, paths: JobPaths, docker: DockerRuntime) -> tuple[int, list[str]]:
         job = run.job
@@ -403,49 +477,96 @@ class SageMakerRunner:
         cpus = self.cpus_each if self.max_trainings > 1 else None
         argv = docker.command(run.name, paths.root, environment, cpus)
         # the docker client gets this machine's environment (PATH, DOCKER_HOST), not the container
-        return self._spawn(run, argv, dict(os.environ), cwd=paths.root)
+        rc, output, _ = self._spawn(run, [_Launch("algo-1", argv, dict(os.environ), paths.root,
+                                                  self.log_path(run.name))])  # fmt: skip
+        return rc, output
 
-    def _spawn(
-        self, run: _Run, argv: list[str], env: dict[str, str], cwd: Path
-    ) -> tuple[int, list[str]]:
+    def _spawn(self, run: _Run, launches: list[_Launch]) -> tuple[int, list[str], int]:
+        """Start every host, supervise them together, and return how the deciding host ended
+        (see `_execute`)."""
         job = run.job
         max_runtime = float((job.stopping_condition or {}).get("MaxRuntimeInSeconds") or 0)
-        log_path = self.log_path(run.name)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log_file:
-            log_file.write(f"Invoking: {' '.join(argv)}\n".encode())
-            log_file.flush()
-            process = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=env,
-                stdout=log_file,
-                stderr=log_file,
-                **new_session(),  # its own process group: stops reach its children too
-                preexec_fn=die_with_parent(),  # None but on Linux
-            )
-            run.process = process
-            if run.stop_requested.is_set():  # a stop that raced the start
-                self._signal(run, process, signal.SIGTERM)
-            started = time.monotonic()
-            self._supervise(run, process, started, max_runtime)
-            log_file.write(f"Process exited with code {process.returncode}\n".encode())
-        return process.returncode, tail(log_path, _STDERR_TAIL_LINES)
+        processes: list[subprocess.Popen[bytes]] = []
+        with contextlib.ExitStack() as files:
+            logs = []
+            try:
+                for index, launch in enumerate(launches):
+                    launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+                    log_file = files.enter_context(open(launch.log_path, "ab"))  # noqa: SIM115
+                    where = f" on {launch.host} ({index + 1} of {len(launches)})" if len(launches) > 1 else ""
+                    log_file.write(f"Invoking{where}: {' '.join(launch.argv)}\n".encode())
+                    log_file.flush()
+                    process = subprocess.Popen(
+                        launch.argv,
+                        cwd=launch.cwd,
+                        env=launch.env,
+                        stdout=log_file,
+                        stderr=log_file,
+                        **new_session(),  # its own process group: stops reach its children too
+                        preexec_fn=die_with_parent(),  # None but on Linux
+                    )
+                    processes.append(process)
+                    run.processes.append(process)
+                    logs.append(log_file)
+                    if run.stop_requested.is_set():  # a stop that raced the start
+                        self._signal(run, process, signal.SIGTERM)
+            except BaseException:  # a host that cannot start: the others must not wait for it
+                for process in processes:
+                    self._signal(run, process, SIGKILL)
+                    process.wait()
+                raise
+            failed = self._supervise(run, processes, time.monotonic(), max_runtime)
+            for process, log_file in zip(processes, logs, strict=True):
+                log_file.write(f"Process exited with code {process.returncode}\n".encode())
+        deciding = failed if failed is not None else 0
+        output = tail(launches[deciding].log_path, _STDERR_TAIL_LINES)
+        return processes[deciding].returncode, output, deciding
 
     def _supervise(
-        self, run: _Run, process: subprocess.Popen[bytes], started: float, max_runtime: float
-    ) -> None:
+        self, run: _Run, processes: list[subprocess.Popen[bytes]], started: float, max_runtime: float
+    ) -> int | None:
+        """Wait for every host to end; return the index of the first one that failed (by when
+        it ended: the others' failures are then its consequences), or None.
+
+        A failed host ends the job: the others get SIGTERM, as on a stop, since they would
+        wait for it in their next all-reduce (until the process group's timeout), and SIGKILL
+        after the grace period. Each host is waited for by a thread of its own, which records
+        when it ended: polling in turn could not tell which of two hosts ended first."""
+        ended: dict[int, float] = {}
+        changed = threading.Condition()
+
+        def watch(index: int, process: subprocess.Popen[bytes]) -> None:
+            process.wait()
+            with changed:
+                ended[index] = time.monotonic()
+                changed.notify_all()
+
+        for index, process in enumerate(processes):
+            threading.Thread(target=watch, args=(index, process), daemon=True,
+                             name=f"training-{run.name}-host-{index + 1}").start()  # fmt: skip
         stop_sent_at: float | None = None
-        while process.poll() is None:
+        while True:
+            with changed:
+                if len(ended) == len(processes):
+                    break
+                changed.wait(timeout=0.2)
+                failures = [i for i in ended if processes[i].returncode != 0]
             now = time.monotonic()
             if max_runtime and now - started > max_runtime and not run.stop_requested.is_set():
                 self.stop(run.name, reason="MaxRuntimeExceeded")
+            if failures and stop_sent_at is None:
+                stop_sent_at = now
+                for process in processes:
+                    if process.returncode is None:
+                        self._signal(run, process, signal.SIGTERM)
             if run.stop_requested.is_set():
                 stop_sent_at = stop_sent_at or now
-                if now - stop_sent_at > self.stop_grace_s:
-                    self._signal(run, process, SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=0.2)
+            if stop_sent_at is not None and now - stop_sent_at > self.stop_grace_s:
+                for process in processes:
+                    if process.returncode is None:
+                        self._signal(run, process, SIGKILL)
+        in_order = sorted((when, i) for i, when in ended.items() if processes[i].returncode != 0)
+        return in_order[0][1] if in_order else None
 
     def _signal(self, run: _Run, process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
         """A training's signal: to its process group, or in the image to the container's PID 1
@@ -495,6 +616,17 @@ class SageMakerRunner:
         job.secondary_status_transitions = transitions
         job.secondary_status = status
         job.last_modified_time = now
+
+
+def _instance_count(job: Any) -> int:
+    return max(1, int((job.resource_config or {}).get("InstanceCount") or 1))
+
+
+def _free_port() -> int:
+    """A port free now on the rendezvous address, for the leader's process group to listen on."""
+    with socket.socket() as s:
+        s.bind((RENDEZVOUS_ADDRESS, 0))
+        return int(s.getsockname()[1])
 
 
 class _ClientError(Exception):

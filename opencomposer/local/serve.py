@@ -161,6 +161,9 @@ def main() -> int:
             print(f"  state and logs: {stack.home}  (logs in {stack.logs_dir})", flush=True)
             print(f"  AWS endpoint (moto): {stack.moto_url}  (AWS_ENDPOINT_URL for boto3, the SageMaker SDK)",
                   flush=True)  # fmt: skip
+            if stack.instance_count > 1:
+                hosts = stack.instance_count
+                print(f"  training jobs: {hosts} hosts each (OPENCOMPOSER_INSTANCE_COUNT)", flush=True)
             if stack.restored.get("jobs"):
                 print(
                     f"  restored {stack.restored['jobs']} job(s) from the last run"

@@ -24,7 +24,11 @@ from opencomposer.local.sagemaker_container import (
     container_argv,
     container_environment,
     dockerfile_entrypoint,
+    host_names,
+    host_paths,
     process_entry_point,
+    split_cpus,
+    write_input_config,
 )
 from opencomposer.local.sagemaker_runner import DEFAULT_ENTRY_POINT, TRAINING_DOCKERFILE, SageMakerRunner
 
@@ -36,6 +40,25 @@ config = pathlib.Path(os.environ["SM_INPUT_CONFIG_DIR"])
 args = json.loads((config / "hyperparameters.json").read_text())
 mode = args.get("mode")
 out = pathlib.Path(os.environ["SM_OUTPUT_DATA_DIR"])
+host = os.environ["SM_CURRENT_HOST"]
+model = pathlib.Path(os.environ["SM_MODEL_DIR"])
+# Who this host is, as each of a job's hosts sees it.
+(model / "host.json").write_text(json.dumps({
+    "env": [host, json.loads(os.environ["SM_HOSTS"]), os.environ["SM_NUM_CPUS"]],
+    "resourceconfig": json.loads((config / "resourceconfig.json").read_text()),
+    "rendezvous": [os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")],
+    "melody": (pathlib.Path(os.environ["SM_CHANNEL_MELODY"]) / "melody.mid").read_bytes().decode(),
+}))
+if mode == "second-host-fails":
+    mode = "fail-with-file" if host == "algo-2" else "hang"
+if mode == "second-host-fails-first":
+    if host == "algo-1":  # fails too, just after the second, as a host that lost its peer does
+        peer = pathlib.Path(os.environ["SM_OUTPUT_DIR"]).parents[1] / "algo-2" / "output" / "failure"
+        while not peer.exists():
+            time.sleep(0.001)
+        (out.parent / "failure").write_text("RuntimeError: connection closed by peer")
+        sys.exit(1)
+    mode = "fail-with-file"
 if mode == "fail-with-file":
     (out.parent / "failure").write_text("ValueError: the melody has no notes")
     sys.exit(1)
@@ -60,7 +83,6 @@ info = {
     "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
     "region": [os.environ.get("AWS_REGION"), os.environ.get("AWS_DEFAULT_REGION")],
 }
-model = pathlib.Path(os.environ["SM_MODEL_DIR"])
 (model / "info.json").write_text(json.dumps(info))
 print("epoch 1/1 done")
 """
@@ -217,7 +239,10 @@ def test_the_dockerfile_entrypoint_is_parsed_as_docker_reads_it(tmp_path: Path) 
 
 @pytest.fixture()
 def stack(tmp_path: Path, moto_server: str) -> Iterator[dict[str, Any]]:
-    url = moto_server
+    yield from _stack(tmp_path, moto_server)
+
+
+def _stack(tmp_path: Path, url: str, **runner_options: Any) -> Iterator[dict[str, Any]]:
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     runner = SageMakerRunner(
@@ -227,6 +252,7 @@ def stack(tmp_path: Path, moto_server: str) -> Iterator[dict[str, Any]]:
         entry_point=[sys.executable, str(script)],
         pythonpath=[],
         stop_grace_s=0.5,
+        **runner_options,
     )
     runner.install()
     s3 = boto3.client("s3", endpoint_url=url)
@@ -245,7 +271,7 @@ def stack(tmp_path: Path, moto_server: str) -> Iterator[dict[str, Any]]:
 
 
 def _create(stack: dict[str, Any], name: str, mode: str = "ok", max_runtime: int = 3600,
-            environment: dict[str, str] | None = None) -> None:
+            environment: dict[str, str] | None = None, instances: int = 1) -> None:
     stack["sm"].create_training_job(
         TrainingJobName=name,
         HyperParameters={"epochs": "3", "mode": mode},
@@ -260,7 +286,7 @@ def _create(stack: dict[str, Any], name: str, mode: str = "ok", max_runtime: int
             }
         ],
         OutputDataConfig={"S3OutputPath": "s3://art/jobs/j1/model/"},
-        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": instances, "VolumeSizeInGB": 10},
         StoppingCondition={"MaxRuntimeInSeconds": max_runtime},
         Environment={"OPENCOMPOSER_JOB_ID": "j1", **(environment or {})},
     )
@@ -523,3 +549,139 @@ def test_max_trainings_comes_from_the_environment_or_says_what_is_wrong(
         monkeypatch.setenv(stack.ENV_MAX_TRAININGS, bad)
         with pytest.raises(ValueError, match="OPENCOMPOSER_MAX_TRAININGS must be a whole number"):
             stack.max_trainings()
+
+
+# --- several instances: one host process each, under the same contract -------------------------
+def test_each_host_is_told_who_it_is_and_who_the_others_are(tmp_path: Path) -> None:
+    hosts = host_names(3)
+    assert hosts == ["algo-1", "algo-2", "algo-3"]
+    every = host_paths(tmp_path / "job", hosts)
+    # each its own /opt/ml; a job of one host keeps the job's folder
+    assert [p.root for p in every] == [tmp_path / "job" / h for h in hosts]
+    assert [p.root for p in host_paths(tmp_path / "job", ["algo-1"])] == [tmp_path / "job"]
+
+    rendezvous = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    env = _environment(every[1], current_host="algo-2", hosts=hosts, rendezvous=rendezvous)
+    assert (env["SM_CURRENT_HOST"], json.loads(env["SM_HOSTS"])) == ("algo-2", hosts)
+    assert (env["MASTER_ADDR"], env["MASTER_PORT"]) == ("127.0.0.1", "29500")
+    assert env["SM_MODEL_DIR"] == str(tmp_path / "job" / "algo-2" / "model")
+    alone = _environment(every[0])
+    assert "MASTER_ADDR" not in alone and json.loads(alone["SM_HOSTS"]) == ["algo-1"]
+
+    write_input_config(every[2], {"epochs": "2"}, ["training"], "ml.m5.large", "algo-3", hosts)
+    config = json.loads((every[2].input_config / "resourceconfig.json").read_text())
+    assert (config["current_host"], config["hosts"]) == ("algo-3", hosts)
+    assert config["instance_groups"][0]["hosts"] == hosts
+
+
+def test_a_jobs_cpus_are_shared_fairly_among_its_hosts() -> None:
+    assert split_cpus(4, 2) == [2, 2]
+    assert split_cpus(3, 2) == [2, 1]
+    assert split_cpus(2, 1) == [2]
+    assert split_cpus(1, 2) == [1, 1]  # more hosts than CPUs share cores, each one thread
+
+
+@pytest.fixture()
+def three_cpus(tmp_path: Path, moto_server: str) -> Iterator[dict[str, Any]]:
+    yield from _stack(tmp_path, moto_server, cpus=3)
+
+
+def _host_files(stack: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
+    return {
+        p.parent.parent.name: json.loads(p.read_text())
+        for p in sorted((stack["tmp"] / "state" / "training" / name).glob("algo-*/model/host.json"))
+    }
+
+
+def test_a_job_of_two_instances_runs_two_hosts_and_uploads_the_leaders_model(
+    three_cpus: dict[str, Any],
+) -> None:
+    _create(three_cpus, "job-two", instances=2)
+
+    job = _wait(three_cpus, "job-two")
+
+    assert job["TrainingJobStatus"] == "Completed"
+    seen = _host_files(three_cpus, "job-two")
+    assert sorted(seen) == ["algo-1", "algo-2"]
+    port = seen["algo-1"]["rendezvous"][1]
+    for host, cpus in (("algo-1", "2"), ("algo-2", "1")):
+        assert seen[host]["env"] == [host, ["algo-1", "algo-2"], cpus]
+        assert (seen[host]["resourceconfig"]["current_host"], seen[host]["resourceconfig"]["hosts"]) == (
+            host, ["algo-1", "algo-2"])  # fmt: skip
+        assert seen[host]["rendezvous"] == ["127.0.0.1", port]  # the same meeting point for both
+        assert seen[host]["melody"] == "MThd-fake"  # every host gets the whole channel
+    body = three_cpus["s3"].get_object(Bucket="art", Key="jobs/j1/model/job-two/output/model.tar.gz")["Body"]
+    with tarfile.open(fileobj=io.BytesIO(body.read())) as tar:
+        assert json.load(tar.extractfile("host.json"))["env"][0] == "algo-1"  # type: ignore[arg-type]
+    logs = three_cpus["tmp"] / "logs"
+    assert "Invoking on algo-1 (1 of 2)" in (logs / "job-two.log").read_text()
+    assert "Invoking on algo-2 (2 of 2)" in (logs / "job-two.algo-2.log").read_text()
+
+
+def test_a_failing_host_fails_the_job_with_its_reason_and_stops_the_others(stack: dict[str, Any]) -> None:
+    _create(stack, "job-host-fails", mode="second-host-fails", instances=2)
+
+    job = _wait(stack, "job-host-fails")
+
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"] == "AlgorithmError: host algo-2: ValueError: the melody has no notes"
+    assert "ModelArtifacts" not in job
+    # the leader, which would have trained on for ever, was stopped (SIGTERM)
+    leader_log = (stack["tmp"] / "logs" / "job-host-fails.log").read_text()
+    assert f"exited with code -{int(signal.SIGTERM)}" in leader_log
+    assert all(p.poll() is not None for p in stack["runner"].processes())
+
+
+def test_the_reason_is_the_first_failing_hosts_not_the_failures_that_follow(stack: dict[str, Any]) -> None:
+    _create(stack, "job-cascade", mode="second-host-fails-first", instances=2)
+
+    job = _wait(stack, "job-cascade")
+
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"] == "AlgorithmError: host algo-2: ValueError: the melody has no notes"
+
+
+def test_a_stop_reaches_every_host(stack: dict[str, Any]) -> None:
+    _create(stack, "job-hang-two", mode="hang", instances=2)
+    _wait_for_log(stack, "job-hang-two", "training forever")
+    _wait_for_log(stack, "job-hang-two.algo-2", "training forever")
+
+    stack["sm"].stop_training_job(TrainingJobName="job-hang-two")
+    job = _wait(stack, "job-hang-two")
+
+    assert job["TrainingJobStatus"] == "Stopped"
+    for log in ("job-hang-two.log", "job-hang-two.algo-2.log"):
+        assert f"exited with code -{int(signal.SIGTERM)}" in (stack["tmp"] / "logs" / log).read_text()
+
+
+@pytest.fixture()
+def in_docker(tmp_path: Path, moto_server: str) -> Iterator[dict[str, Any]]:
+    yield from _stack(tmp_path, moto_server, runtime="docker")
+
+
+def test_the_docker_runtime_refuses_several_instances_saying_why(in_docker: dict[str, Any]) -> None:
+    _create(in_docker, "job-docker-two", instances=2)
+
+    job = _wait(in_docker, "job-docker-two")
+
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("ClientError: InstanceCount 2: the local Docker runtime")
+    assert not (in_docker["tmp"] / "logs" / "job-docker-two.log").exists()  # nothing started
+
+
+def test_instance_count_comes_from_the_environment_or_says_what_is_wrong(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opencomposer.local import stack
+    from opencomposer.local.resources import LocalNames, definition_substitutions
+
+    monkeypatch.delenv(stack.ENV_INSTANCE_COUNT, raising=False)
+    assert stack.instance_count() == 1
+    monkeypatch.setenv(stack.ENV_INSTANCE_COUNT, "2")
+    assert stack.instance_count() == 2
+    for bad in ("0", "21", "two", "1.5"):
+        monkeypatch.setenv(stack.ENV_INSTANCE_COUNT, bad)
+        with pytest.raises(ValueError, match="OPENCOMPOSER_INSTANCE_COUNT must be a whole number"):
+            stack.instance_count()
+    # the state machine's ${InstanceCount}, as CloudFormation fills it from the parameter
+    assert definition_substitutions(LocalNames(), 2)["InstanceCount"] == "2"

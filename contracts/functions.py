@@ -38,6 +38,7 @@ class FunctionSpec:
     local: bool = True  # the local stack runs it (the redrive has nothing to consume there)
     runtime: str = RUNTIME
     image: bool = False  # a container image (IMAGE_PACKAGES, COMPOSE_DOCKERFILE), not the zip asset
+    ephemeral_storage_mb: int = 512  # Lambda's /tmp (512 MB is its default)
 
     def packages(self) -> dict[str, str]:
         """The code it runs: repository path → import name."""
@@ -60,16 +61,16 @@ COMPOSE = FunctionSpec(
     image=True,
 )
 # Both the stream and the redrive functions start executions (`start_job`), so they read the
-# same environment.
+# same environment; the bucket names the training job's input channels (S3 URIs).
 STREAM = FunctionSpec(
     "stream", "lambdas.stream.handler.lambda_handler", memory_mb=256, timeout_s=60,
-    environment=(ENV_STATE_MACHINE_ARN, ENV_TABLE),
+    environment=(ENV_STATE_MACHINE_ARN, ENV_TABLE, ENV_BUCKET),
     description="opencomposer stream: starts a training execution per new job",
 )
 # On AWS only: the stream trigger's dead-letter queue (failed stream batches) → one more start.
 REDRIVE = FunctionSpec(
     "redrive", "lambdas.redrive.handler.lambda_handler", memory_mb=256, timeout_s=60,
-    environment=(ENV_STATE_MACHINE_ARN, ENV_TABLE),
+    environment=(ENV_STATE_MACHINE_ARN, ENV_TABLE, ENV_BUCKET),
     description="opencomposer redrive: starts the jobs of failed stream batches once more, "
                 "or ends them FAILED",
     local=False,
@@ -89,7 +90,20 @@ FINALISER = FunctionSpec(
     description="opencomposer finaliser: ends the job of an execution that ended outside its "
                 "state machine's error handling",
 )
-FUNCTIONS: tuple[FunctionSpec, ...] = (API, COMPOSE, STREAM, REDRIVE, FINALISER)
+# A dataset's build (contracts/datasets.py), started by the S3 ObjectCreated event of its upload
+# (`datasets.upload_key`): reads every MIDI file of the zip with the training's own reader, so it
+# needs numpy, mido and the `gan` package: the compose image, with this handler as its command.
+# Sized for the largest collection the contract allows (20,000 small files; 10,000 measured by
+# `make bench`): Lambda's longest timeout (15 min) and 4,096 MB (~2.3 vCPUs for the parallel
+# per-file reads); /tmp holds the zip (256 MB at most) and the built pieces beside it.
+DATASETS = FunctionSpec(
+    "datasets", "lambdas.datasets.handler.lambda_handler", memory_mb=4096, timeout_s=900,
+    environment=(ENV_TABLE, ENV_BUCKET),
+    description="opencomposer datasets: builds an uploaded zip of MIDI files into training pieces",
+    image=True,
+    ephemeral_storage_mb=2048,
+)
+FUNCTIONS: tuple[FunctionSpec, ...] = (API, COMPOSE, STREAM, REDRIVE, FINALISER, DATASETS)
 
 
 def environment(spec: FunctionSpec, values: dict[str, str]) -> dict[str, str]:

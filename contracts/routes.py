@@ -35,7 +35,8 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("POST", "/jobs", "submit a training job", "createJob", 202, (400, 409, 413, 415)),
+    # 404 and 409: the job's `dataset` is unknown (or another caller's), or not READY.
+    Route("POST", "/jobs", "submit a training job", "createJob", 202, (400, 404, 409, 413, 415)),
     Route("GET", "/jobs", "the caller's jobs, newest first (status, limit, next_token)", "listJobs", 200,
           (400,)),
     Route("GET", "/jobs/{job_id}", "one job", "getJob", 200, (404,)),
@@ -54,6 +55,16 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/jobs/{job_id}/stop", "stop a job", "stopJob", 202, (404, 409)),
     Route("DELETE", "/jobs/{job_id}", "delete a finished job, its compositions and its files", "deleteJob",
           204, (404, 409)),
+    # A user's MIDI collection (contracts/datasets.py): created with a presigned upload, built by the
+    # datasets function on the upload's S3 event, then named by jobs (`dataset`, `tags`).
+    Route("POST", "/datasets", "create a dataset: a presigned upload for a zip of MIDI files",
+          "createDataset", 201, (400, 413, 415)),
+    Route("GET", "/datasets", "the caller's datasets, newest first (limit, next_token)", "listDatasets", 200,
+          (400,)),
+    Route("GET", "/datasets/{dataset_id}", "one dataset: status and build report (files accepted, rejected "
+          "with reasons, pieces per tag)", "getDataset", 200, (404,)),
+    Route("DELETE", "/datasets/{dataset_id}", "delete a dataset and its files (not while it builds)",
+          "deleteDataset", 204, (404, 409)),
     Route("GET", "/melodies", "the sample melodies (name, title, bars, meter, key)", "listMelodies", 200,
           owned=False),
     Route("GET", "/openapi.json", "this API's OpenAPI 3.1 document", "getOpenApi", 200, owned=False),

@@ -12,7 +12,7 @@ from aws_cdk import Acknowledgment, App, Stack, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
-from contracts import functions, storage
+from contracts import datasets, functions, storage
 from infra.components.training import SAGEMAKER_LOG_GROUP
 from infra.stack import OpenComposerStack
 
@@ -124,6 +124,8 @@ def acknowledge(stack: OpenComposerStack) -> None:
          "job ids made at run time: the finaliser reads the error and cause of the execution an "
          "event names")
 
+    _acknowledge_datasets(stack, bucket)
+
     # --- Other rules.
     _ack(finaliser.unsettled, "AwsSolutions-SQS3",
          "this queue is itself the dead-letter queue of the finaliser (its asynchronous invocations' "
@@ -149,6 +151,44 @@ def acknowledge(stack: OpenComposerStack) -> None:
                        "AmazonAPIGatewayPushToCloudWatchLogs]",
          "the account-level role API Gateway uses to write execution logs; AWS's managed policy for "
          "exactly this role only writes logs")
+
+
+def _acknowledge_datasets(stack: OpenComposerStack, bucket: str) -> None:
+    """Datasets (contracts/datasets.py; infra/components/datasets.py): ids made at run time."""
+    api, builder = stack.api.handler, stack.api.datasets.builder
+    per_dataset = ("dataset ids are made at run time, so the dataset-scoped resources are a pattern "
+                   "over the contract's layout")
+    upload, report = (f"{bucket}/{key('*')}" for key in (datasets.upload_key, datasets.report_key))
+    _ack(builder.role, "AwsSolutions-IAM5[Resource::*]", _star_reason(*_XRAY))
+    _ack(builder.role, f"AwsSolutions-IAM5[Resource::{upload}]",
+         f"the build reads the uploaded zip, then deletes it; {per_dataset}")
+    _ack(builder.role, f"AwsSolutions-IAM5[Resource::{bucket}/{datasets.built_prefix('*')}*]",
+         f"the build writes the dataset's pieces and index there; {per_dataset}")
+    _ack(stack.training.role, f"AwsSolutions-IAM5[Resource::{bucket}/{datasets.built_prefix('*')}*]",
+         f"SageMaker downloads a job's `dataset` channel (the built pieces; GetObject only) as the "
+         f"training role; {per_dataset}")
+    _ack(builder.role, f"AwsSolutions-IAM5[Resource::{report}]",
+         f"the build writes the dataset's report; {per_dataset}")
+    _ack(api.role, f"AwsSolutions-IAM5[Resource::{upload}]",
+         f"POST /datasets presigns the upload of exactly this key (S3 authorizes the user's POST as "
+         f"the signer); {per_dataset}")
+    _ack(api.role, f"AwsSolutions-IAM5[Resource::{report}]",
+         f"GET /datasets/{{id}} presigns the report (GetObject only); {per_dataset}")
+    _ack(api.role, f"AwsSolutions-IAM5[Resource::{bucket}/{datasets.index_key('*')}]",
+         f"POST /jobs reads a dataset's index to count what the job's tags leave (GetObject only); "
+         f"{per_dataset}")
+    _ack(api.role, f"AwsSolutions-IAM5[Resource::{bucket}/{datasets.DATASETS_PREFIX}*]",
+         f"DELETE /datasets/{{id}} removes every object under the dataset's prefix (DeleteObject only); "
+         f"{per_dataset}")
+    # CDK's own singleton function that writes the bucket's notification configuration
+    # (add_event_notification): CloudFormation cannot, without a dependency cycle between the
+    # bucket and the function's permission.
+    for child in stack.node.children:
+        if child.node.id.startswith("BucketNotificationsHandler"):
+            _ack(child, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                        "AWSLambdaBasicExecutionRole]",
+                 "CDK's bucket-notifications handler (add_event_notification) comes with AWS's managed "
+                 "policy that only writes its own logs")
 
 
 def _ack(construct: IConstruct, rule: str, reason: str) -> None:

@@ -43,7 +43,7 @@ class OpenComposerStack(Stack):
             },
         )
         code = handlers_code(self)
-        self.stream_trigger = StreamTrigger(self, "StreamTrigger", code=code, table=table,
+        self.stream_trigger = StreamTrigger(self, "StreamTrigger", code=code, table=table, bucket=bucket,
                                             state_machine=self.workflow.state_machine)
         self.finaliser = ExecutionFinaliser(self, "Finaliser", code=code, table=table,
                                             state_machine=self.workflow.state_machine)

@@ -10,6 +10,8 @@
     opencomposer console [--port 8080]          the web console for the API, on 127.0.0.1
     opencomposer plot JOB_ID [-o curves.png]    the learning curves as a PNG
     opencomposer render (JOB_ID | FILE.mid) [--composition ID|NAME] [-o out.wav]
+    opencomposer dataset upload (DIR | FILE.zip) [--name NAME] [--no-wait]
+    opencomposer dataset list | show DATASET_ID | delete DATASET_ID
 
 `--api URL` (or `OPENCOMPOSER_API_URL`) picks the API; the default is the local stack.
 `status`, `list`, `metrics`, `compose`, `compositions` and `melodies` print tables for people;
@@ -102,6 +104,10 @@ def _submit_body(args: argparse.Namespace) -> dict[str, Any]:
         body["melody"] = {"midi_base64": base64.b64encode(Path(args.midi).read_bytes()).decode()}
     elif args.sample:
         body["melody"] = {"sample": args.sample}
+    if args.dataset:
+        body["dataset"] = args.dataset
+    if args.tags:
+        body["tags"] = args.tags
     return body
 
 
@@ -144,12 +150,23 @@ def format_job(job: dict[str, Any]) -> str:
         ("updated", job.get("updated_at")),
         ("hyperparameters", " ".join(f"{k}={v}" for k, v in (job.get("hyperparameters") or {}).items())),
         ("melody", melody.get("sample") or ("your MIDI file" if melody else None)),
+        ("training data", _training_data(job.get("training_data"))),
         ("progress", progress_line(job).split(None, 2)[-1] if job.get("progress") else None),
         ("failure reason", job.get("failure_reason")),
         ("model", _model_hint(job)),
         ("compositions", ", ".join((job.get("outputs") or {}).get("compositions") or []) or None),
     ]
     return "\n".join(f"{label + ':':<17}{value}" for label, value in lines if value)
+
+
+def _training_data(data: dict[str, Any] | None) -> str | None:
+    """`bach-chorales, tags mode:minor: 84 pieces, 2,310 windows` (the counts once known)."""
+    if not data:
+        return None
+    text = data["dataset"] + (f", tags {' '.join(data['tags'])}" if data.get("tags") else ", all pieces")
+    if data.get("pieces") is not None:
+        text += f": {data['pieces']:,} pieces, {data['windows']:,} windows"
+    return text
 
 
 def _model_hint(job: dict[str, Any]) -> str | None:
@@ -351,9 +368,71 @@ def _render(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- datasets ----------------------------------------------------------------------------------
+def format_dataset(dataset: dict[str, Any]) -> str:
+    """A dataset's status and build report: what was accepted, each rejected file with its
+    reason, the pieces per tag."""
+    lines = [f"dataset {dataset['dataset_id']}" + (f" ({dataset['name']})" if dataset.get("name") else ""),
+             f"status: {dataset['status']}"]
+    if dataset.get("failure_reason"):
+        lines.append(f"failure: {dataset['failure_reason']}")
+    summary = dataset.get("summary")
+    if summary:
+        lines.append(f"accepted {summary['accepted']} of {summary['files']} files: "
+                     f"{summary['pieces']} pieces, {summary['bars']} bars, "
+                     f"{summary['windows']} training windows")
+        if summary["rejected_count"]:
+            lines.append(f"rejected {summary['rejected_count']}:")
+            lines += [f"  {item['file']}: {item['reason']}" for item in summary["rejected"]]
+            hidden = summary["rejected_count"] - len(summary["rejected"])
+            if hidden > 0:
+                lines.append(f"  ... and {hidden} more (the full report: --json, report.url)")
+        if summary["tags"]:
+            lines.append("tags (pieces):")
+            lines += [f"  {tag}: {count}" for tag, count in summary["tags"].items()]
+    return "\n".join(lines)
+
+
+def format_datasets(page: dict[str, Any]) -> str:
+    rows = [[d["dataset_id"], d.get("name"), d["status"], (d.get("summary") or {}).get("pieces"),
+             d.get("created_at")] for d in page.get("datasets", [])]
+    text = _table(["DATASET ID", "NAME", "STATUS", "PIECES", "CREATED"], rows)
+    if page.get("next_token"):
+        text += f"\nmore: --next-token {page['next_token']}"
+    return text
+
+
+def _dataset(client: Client, args: argparse.Namespace) -> int:
+    command = args.dataset_command
+    if command == "upload":
+        try:
+            created = client.upload_dataset(args.source, name=args.name)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        print(created["dataset_id"])
+        if args.no_wait:
+            return EXIT_OK
+        dataset = client.wait_dataset(created["dataset_id"], interval=args.interval)
+        _print_json(dataset) if args.json else print(format_dataset(dataset))
+        return EXIT_OK if dataset["status"] == "READY" else EXIT_JOB_FAILED
+    if command == "list":
+        page = client.datasets(limit=args.limit, next_token=args.next_token)
+        _print_json(page) if args.json else print(format_datasets(page))
+    elif command == "show":
+        dataset = client.dataset(args.dataset_id)
+        _print_json(dataset) if args.json else print(format_dataset(dataset))
+    elif command == "delete":
+        client.delete_dataset(args.dataset_id)
+        print(f"deleted {args.dataset_id}")
+    return EXIT_OK
+
+
 def run(args: argparse.Namespace) -> int:
     client = Client(args.api)
     command = args.command
+    if command == "dataset":
+        return _dataset(client, args)
     if command == "submit":
         job = client.submit(_submit_body(args), idempotency_key=args.idempotency_key)
         print(job["job_id"])
@@ -456,11 +535,22 @@ def build_parser() -> argparse.ArgumentParser:
             "--" + spec.name.replace("_", "-"),
             dest=spec.name,
             type=spec.kind,
-            help=f"{spec.help}; range {spec.range_text()}, default {spec.default:g}".replace("%", "%%"),
+            # a hyperparameter may be a choice of words (model_size): no range, no `:g`
+            help=(f"{spec.help}; one of {', '.join(spec.choices)}, default {spec.default}" if spec.choices
+                  else f"{spec.help}; range {spec.range_text()}, default {spec.default:g}"
+                  ).replace("%", "%%"),
         )
     melody = submit.add_mutually_exclusive_group()
     melody.add_argument("--sample", help="one of the shipped melodies (e.g. twinkle-twinkle)")
     melody.add_argument("--midi", help="your own MIDI file: its first track with notes is the melody")
+    submit.add_argument(
+        "--dataset", help="a dataset id of yours (opencomposer dataset list), default the Bach chorales"
+    )
+    submit.add_argument(
+        "--tag", dest="tags", action="append", metavar="TAG",
+        help="train only on the pieces with this tag (mode:minor, meter:3/4, key:g-minor, a folder "
+             "name of your zip); repeat it: a piece must carry every one",
+    )
     submit.add_argument("--idempotency-key", dest="idempotency_key")
     submit.add_argument("--wait", action="store_true", help="then show progress until the job ends")
     submit.add_argument("--interval", type=float, default=2.0, help=argparse.SUPPRESS)
@@ -570,7 +660,25 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto (default): FluidSynth with a General MIDI soundfont where installed, else plain",
     )
+    _dataset_parser(sub, common)
     return parser
+
+
+def _dataset_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    dataset = sub.add_parser("dataset", parents=[common], help="your MIDI collections to train on")
+    commands = dataset.add_subparsers(dest="dataset_command", required=True, metavar="COMMAND")
+    upload = commands.add_parser(
+        "upload", parents=[common],
+        help="upload a folder of MIDI files (its subfolders become tags) or a zip, wait for the report")
+    upload.add_argument("source", help="a folder of .mid files, or a .zip of one")
+    upload.add_argument("--name")
+    upload.add_argument("--no-wait", action="store_true", help="print the dataset's id and return")
+    upload.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+    listing = commands.add_parser("list", parents=[common], help="your datasets, newest first")
+    listing.add_argument("--limit", type=int)
+    listing.add_argument("--next-token")
+    for name, text in (("show", "a dataset's status and build report"), ("delete", "delete a dataset")):
+        commands.add_parser(name, parents=[common], help=text).add_argument("dataset_id")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

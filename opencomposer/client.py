@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from contracts import datasets as datasets_contract
 from contracts import deployment, names, statuses
 from contracts import instruments as instrument_presets
 
@@ -172,6 +173,68 @@ class Client:
     def openapi(self) -> dict[str, Any]:
         """The API's OpenAPI 3.1 document."""
         return self._json("GET", "/openapi.json")
+
+    # --- datasets (contracts/datasets.py) ----------------------------------------------------------
+    def create_dataset(self, name: str | None = None) -> dict[str, Any]:
+        """`{dataset_id, status, upload: {url, fields, expires_at, max_bytes}}`: a dataset waiting
+        for its zip, and the presigned S3 POST to send it with (`upload_dataset` does both)."""
+        return self._json("POST", "/datasets", {"name": name} if name else {})
+
+    def datasets(self, limit: int | None = None, next_token: str | None = None) -> dict[str, Any]:
+        query = {k: v for k, v in {"limit": limit, "next_token": next_token}.items() if v is not None}
+        return self._json("GET", "/datasets" + (f"?{urlencode(query)}" if query else ""))
+
+    def dataset(self, dataset_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/datasets/{_id(dataset_id, 'dataset_id')}")
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        self._request("DELETE", f"/datasets/{_id(dataset_id, 'dataset_id')}")
+
+    def upload_dataset(self, source: str | os.PathLike[str], name: str | None = None) -> dict[str, Any]:
+        """A folder of MIDI files (zipped here, its subfolders kept: they become tags) or a zip,
+        sent with a new dataset's presigned POST. Returns the created dataset; its build starts
+        on the upload (`wait_dataset`). A zip over the limit is refused before anything is sent."""
+        from opencomposer import dataset_zip
+
+        with dataset_zip.zipped(Path(source)) as archive:
+            size = archive.stat().st_size
+            if size > datasets_contract.MAX_UPLOAD_BYTES:
+                raise ApiError(413, "upload_too_large", f"the zip is {size} bytes; the limit is "
+                               f"{datasets_contract.MAX_UPLOAD_BYTES}", "file")
+            created = self.create_dataset(name)
+            self._post_form(created["upload"], archive)
+        return created
+
+    def wait_dataset(
+        self, dataset_id: str, interval: float = 1.0, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Poll until the dataset is built (READY) or refused (FAILED)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            dataset = self.dataset(dataset_id)
+            if dataset["status"] in datasets_contract.FINAL_DATASET_STATUSES:
+                return dataset
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"dataset {dataset_id} still {dataset['status']} after {timeout:.0f} s")
+            time.sleep(interval)
+
+    def _post_form(self, upload: Mapping[str, Any], path: Path) -> None:
+        """A presigned S3 POST: the policy's fields, then the file (S3 wants it last). The form
+        carries its own authorization: no signature, no API headers."""
+        from opencomposer import dataset_zip
+
+        body, content_type = dataset_zip.multipart(upload["fields"], path)
+        request = urllib.request.Request(upload["url"], data=body, method="POST",
+                                         headers={"Content-Type": content_type})
+        try:
+            with urllib.request.urlopen(request, timeout=max(self.timeout, 300)) as reply:
+                reply.read()
+        except urllib.error.HTTPError as e:
+            code, message = dataset_zip.s3_error(e.read())
+            raise ApiError(e.code, code, f"the upload was refused: {message}", "file") from None
+        except urllib.error.URLError as e:
+            raise ApiError(0, "unreachable", f"cannot upload to {_without_query(upload['url'])}: "
+                           f"{e.reason}") from None
 
     # --- conveniences -------------------------------------------------------------------------------
     def wait(

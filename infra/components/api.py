@@ -15,7 +15,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from contracts import functions, routes, storage
+from contracts import datasets, functions, routes, storage
+from infra.components.datasets import DatasetBuilder, every_dataset
 from infra.components.functions import LOG_RETENTION, ImageFunction, PythonFunction
 
 STAGE = "v1"
@@ -43,6 +44,8 @@ class Api(Construct):
         self._grant_api(self.handler.function, table, bucket, training_job_arn_pattern)
         self.compose = ImageFunction(self, "Compose", spec=functions.COMPOSE, environment=environment)
         self._grant_compose(self.compose.function, table, bucket)
+        # The /datasets routes' other half: the build each upload starts.
+        self.datasets = DatasetBuilder(self, "Datasets", table=table, bucket=bucket)
         # Each route's function (`Route.function`, a contracts.functions key) → its construct.
         self.functions = {functions.API.key: self.handler, functions.COMPOSE.key: self.compose}
 
@@ -114,6 +117,24 @@ class Api(Construct):
         # POST /jobs/{id}/stop
         iam.Grant.add_to_principal(grantee=fn, actions=["sagemaker:StopTrainingJob"],
                                    resource_arns=[training_job_arn_pattern])
+        # The /datasets routes: GET /datasets's index; POST /datasets presigns the upload (S3
+        # authorizes the user's POST as the signer: PutObject of that one key), GET
+        # /datasets/{id} the report; DELETE lists and deletes a dataset's prefix.
+        iam.Grant.add_to_principal(
+            grantee=fn, actions=["dynamodb:Query"],
+            resource_arns=[f"{table.table_arn}/index/{datasets.DATASET_OWNER_INDEX}"])
+        iam.Grant.add_to_principal(grantee=fn, actions=["s3:PutObject"],
+                                   resource_arns=[bucket.arn_for_objects(every_dataset("upload_key"))])
+        iam.Grant.add_to_principal(grantee=fn, actions=["s3:GetObject"],
+                                   resource_arns=[bucket.arn_for_objects(every_dataset("report_key"))])
+        # POST /jobs counts what a job's `tags` leave of a user's dataset from its index.
+        iam.Grant.add_to_principal(grantee=fn, actions=["s3:GetObject"],
+                                   resource_arns=[bucket.arn_for_objects(every_dataset("index_key"))])
+        iam.Grant.add_to_principal(grantee=fn, actions=["s3:DeleteObject"],
+                                   resource_arns=[bucket.arn_for_objects(f"{datasets.DATASETS_PREFIX}*")])
+        fn.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{datasets.DATASETS_PREFIX}*"]}}))
 
     @staticmethod
     def _grant_compose(fn: lambda_.IFunction, table: dynamodb.ITable, bucket: s3.IBucket) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import jsii
-from aws_cdk import BundlingOptions, Duration, IgnoreMode, ILocalBundling, RemovalPolicy, Stack
+from aws_cdk import BundlingOptions, Duration, IgnoreMode, ILocalBundling, RemovalPolicy, Size, Stack
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -43,6 +43,7 @@ _ARCHITECTURES = {
 }
 ARCHITECTURE, PIP_PLATFORM, IMAGE_PLATFORM = _ARCHITECTURES[functions.ARCHITECTURE]
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+_DEFAULT_TMP_MB = 512
 
 
 def runtime(name: str) -> lambda_.Runtime:
@@ -159,6 +160,9 @@ class _LambdaFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             timeout=Duration.seconds(self.spec.timeout_s),
             memory_size=self.spec.memory_mb,
+            # Lambda's default /tmp left unsaid, so only a function that needs more declares it
+            **({"ephemeral_storage_size": Size.mebibytes(self.spec.ephemeral_storage_mb)}
+               if self.spec.ephemeral_storage_mb != _DEFAULT_TMP_MB else {}),
         )
 
 

@@ -1,5 +1,6 @@
-"""The jobs table: every item of a job under one partition key, a GSI for a caller's jobs, and
-the stream that starts training (keys, index and stream view from `contracts.storage`)."""
+"""The jobs table: every item of a job under one partition key, a GSI for a caller's jobs (and
+one for their datasets), and the stream that starts training (keys, indexes and stream view from
+`contracts.storage` and `contracts.datasets`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from contracts import storage
+from contracts import datasets, storage
 
 
 def _string_key(name: str) -> dynamodb.Attribute:
@@ -32,5 +33,12 @@ class JobsTable(Construct):
             index_name=storage.OWNER_INDEX,
             partition_key=_string_key(storage.OWNER_INDEX_PARTITION_KEY),
             sort_key=_string_key(storage.OWNER_INDEX_SORT_KEY),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
+        # GET /datasets: sparse (only dataset items carry its partition key; contracts.datasets).
+        self.table.add_global_secondary_index(
+            index_name=datasets.DATASET_OWNER_INDEX,
+            partition_key=_string_key(datasets.DATASET_OWNER_ATTRIBUTE),
+            sort_key=_string_key(datasets.DATASET_OWNER_INDEX_SORT_KEY),
             projection_type=dynamodb.ProjectionType.ALL,
         )

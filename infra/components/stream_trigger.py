@@ -12,6 +12,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -30,12 +31,13 @@ REDRIVE_MAX_RECEIVES = 5
 
 class StreamTrigger(Construct):
     def __init__(self, scope: Construct, id: str, *, code: lambda_.Code, table: dynamodb.ITable,
-                 state_machine: sfn.IStateMachine) -> None:
+                 bucket: s3.IBucket, state_machine: sfn.IStateMachine) -> None:
         super().__init__(scope, id)
         # The values of the variables both specs name (each function starts executions).
         environment = {
             functions.ENV_STATE_MACHINE_ARN: state_machine.state_machine_arn,
             functions.ENV_TABLE: table.table_name,
+            functions.ENV_BUCKET: bucket.bucket_name,  # only named in the input channels' URIs
         }
         self.handler = PythonFunction(self, "Handler", spec=functions.STREAM, code=code,
                                       environment=environment)

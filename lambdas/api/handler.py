@@ -19,11 +19,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from contracts import functions, names
 from lambdas.api import openapi
+from lambdas.api.datasets import DatasetService
 from lambdas.api.jobs import JobService
 from lambdas.common import http, melodies, parsing
 from lambdas.common.dal import ArtifactsStore, CompositionsRepository, JobsRepository, Training
+from lambdas.common.dal.datasets import DatasetsRepository
 from lambdas.common.env import api_env
-from lambdas.common.models import CreateJobRequest, ListCompositionsQuery, ListJobsQuery
+from lambdas.common.models import (
+    CreateDatasetRequest,
+    CreateJobRequest,
+    ListCompositionsQuery,
+    ListDatasetsQuery,
+    ListJobsQuery,
+)
 
 logger = Logger(service="opencomposer-api")
 app = APIGatewayRestResolver()
@@ -33,6 +41,11 @@ def _service() -> JobService:
     env = api_env()
     return JobService(JobsRepository(env.table_name), CompositionsRepository(env.table_name),
                       ArtifactsStore(env.bucket_name), Training())
+
+
+def _datasets() -> DatasetService:
+    env = api_env()
+    return DatasetService(DatasetsRepository(env.table_name), ArtifactsStore(env.bucket_name))
 
 
 def _owner() -> str:
@@ -84,6 +97,27 @@ def delete_job(job_id: str) -> Response:
     return http.answer("DELETE", "/jobs/{job_id}")
 
 
+def create_dataset() -> Response:
+    event = app.current_event
+    raw = parsing.body_bytes(event.body, bool(event.is_base64_encoded))
+    request = parsing.parse_body(CreateDatasetRequest, raw, event.headers.get("content-type"))
+    return http.answer("POST", "/datasets", _datasets().create(_owner(), request))
+
+
+def list_datasets() -> Response:
+    query = parsing.parse_query(ListDatasetsQuery, app.current_event.query_string_parameters)
+    return http.answer("GET", "/datasets", _datasets().list(_owner(), query))
+
+
+def get_dataset(dataset_id: str) -> Response:
+    return http.answer("GET", "/datasets/{dataset_id}", _datasets().get(_owner(), dataset_id))
+
+
+def delete_dataset(dataset_id: str) -> Response:
+    _datasets().delete(_owner(), dataset_id)
+    return http.answer("DELETE", "/datasets/{dataset_id}")
+
+
 def list_melodies() -> Response:
     # Anyone's: the shipped samples name no job (API Gateway's IAM authorization still applies).
     return http.answer("GET", "/melodies", {"melodies": melodies.catalogue()})
@@ -104,6 +138,10 @@ ROUTE_FUNCTIONS: http.RouteFunctions = {
     ("DELETE", "/jobs/{job_id}/compositions/{composition_id}"): delete_composition,
     ("POST", "/jobs/{job_id}/stop"): stop_job,
     ("DELETE", "/jobs/{job_id}"): delete_job,
+    ("POST", "/datasets"): create_dataset,
+    ("GET", "/datasets"): list_datasets,
+    ("GET", "/datasets/{dataset_id}"): get_dataset,
+    ("DELETE", "/datasets/{dataset_id}"): delete_dataset,
     ("GET", "/melodies"): list_melodies,
     ("GET", "/openapi.json"): get_openapi,
 }

@@ -14,11 +14,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from contracts import names, statuses, storage
+from contracts.datasets import JOB_TRAINING_DATA
 from contracts.timestamps import utc_timestamp
-from lambdas.common import melodies
+from lambdas.common import datasets, melodies
 from lambdas.common.compositions import composition_to_api, model_key
 from lambdas.common.dal import ArtifactsStore, CompositionsRepository, JobsRepository, Training
 from lambdas.common.dal.compositions import PHASE_COMPOSED, PHASE_TRAINING, decode_token, encode_token
+from lambdas.common.dal.datasets import get_dataset
 from lambdas.common.errors import (
     CompositionNotFoundError,
     ConditionFailedError,
@@ -40,11 +42,13 @@ _WRITE_ATTEMPTS = 2
 
 class JobService:
     def __init__(self, repository: JobsRepository, compositions_table: CompositionsRepository,
-                 artifacts: ArtifactsStore, training: Training) -> None:
+                 artifacts: ArtifactsStore, training: Training,
+                 dataset_lookup: datasets.DatasetLookup = get_dataset) -> None:
         self._jobs = repository
         self._compositions = compositions_table
         self._artifacts = artifacts
         self._training = training
+        self._dataset_lookup = dataset_lookup
 
     def _job(self, job_id: str, owner: str) -> dict[str, Any]:
         if not names.is_job_id(job_id):
@@ -58,6 +62,9 @@ class JobService:
         # fails if the key exists, and only then is the first job answered. A new key (nearly
         # every request: the CLI sends one with each submit) costs no extra read.
         midi, melody = _melody(request)
+        # Before anything is written: a dataset or a filter that cannot train refuses the job.
+        training_data = datasets.training_data(owner, request.dataset, request.tags,
+                                               lookup=self._dataset_lookup, read=self._artifacts.get)
         job_id = uuid.uuid4().hex
         now = utc_timestamp()
         job: dict[str, Any] = {
@@ -69,6 +76,7 @@ class JobService:
             # Decimals: DynamoDB takes no floats.
             "hyperparameters": json.loads(request.hyperparameters.model_dump_json(), parse_float=Decimal),
             "melody": melody,
+            JOB_TRAINING_DATA: training_data,
         }
         if request.name is not None:
             job["name"] = request.name
@@ -93,7 +101,8 @@ class JobService:
             raise ServiceUnavailableError(
                 f"the {names.IDEMPOTENCY_HEADER}'s first job changed while this one was written; try again"
             )
-        logger.info("job submitted", job_id=job_id, status=statuses.SUBMITTED.value, melody=melody)
+        logger.info("job submitted", job_id=job_id, status=statuses.SUBMITTED.value, melody=melody,
+                    training_data=training_data)
         return job_to_api(job)
 
     def _replay(self, owner: str, key: str, request_hash: str) -> dict[str, Any] | None:

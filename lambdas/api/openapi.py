@@ -23,8 +23,10 @@ from contracts import deployment, names, routes
 from lambdas.common import errors, schemas
 from lambdas.common.models import (
     CreateCompositionRequest,
+    CreateDatasetRequest,
     CreateJobRequest,
     ListCompositionsQuery,
+    ListDatasetsQuery,
     ListJobsQuery,
     not_null,
 )
@@ -39,11 +41,15 @@ JSON = "application/json"
 REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/jobs"): CreateJobRequest,
     ("POST", "/jobs/{job_id}/compositions"): CreateCompositionRequest,
+    ("POST", "/datasets"): CreateDatasetRequest,
 }
 QUERIES: dict[tuple[str, str], type[BaseModel]] = {
     ("GET", "/jobs"): ListJobsQuery,
     ("GET", "/jobs/{job_id}/compositions"): ListCompositionsQuery,
+    ("GET", "/datasets"): ListDatasetsQuery,
 }
+# What a request without a body does, where it is not "submits the default job".
+_NO_BODY = {("POST", "/datasets"): "creates an unnamed dataset"}
 # Routes that read the Idempotency-Key header.
 IDEMPOTENT = frozenset({("POST", "/jobs")})
 
@@ -65,6 +71,11 @@ _PATH_PARAMETERS = {
         "description": "one of your compositions' id (20 hex digits); the training's own outputs "
                        "(`final`, `epoch-NNNN`) go only with their job",
         "schema": {"type": "string", "pattern": names.COMPOSITION_ID_PATTERN},
+    },
+    "dataset_id": {
+        "description": "the dataset's id, or `bach-chorales` (the built-in one); another caller's "
+                       "dataset, or any text that is no dataset id, is 404",
+        "schema": {"type": "string"},
     },
 }
 
@@ -138,7 +149,8 @@ def _operation(
     if key in REQUEST_BODIES:
         operation["requestBody"] = {
             "required": False,
-            "description": "every field is optional; no body at all submits the default job",
+            "description": "every field is optional; no body at all "
+                           + _NO_BODY.get(key, "submits the default job"),
             "content": {JSON: {"schema": {"$ref": _REF.format(model=REQUEST_BODIES[key].__name__)}}},
         }
     body = schemas.RESPONSE_BODIES[key]

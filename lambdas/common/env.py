@@ -20,6 +20,10 @@ if functions.REDRIVE.environment != functions.STREAM.environment:
 if functions.COMPOSE.environment != functions.API.environment:
     raise RuntimeError("contracts.functions: COMPOSE no longer reads API's environment; give it a parser")
 
+# The datasets function reads the api's table and bucket too: ApiEnv's parser.
+if functions.DATASETS.environment != functions.API.environment:
+    raise RuntimeError("contracts.functions: DATASETS no longer reads API's environment; give it a parser")
+
 _Env = TypeVar("_Env", bound=BaseModel)
 
 
@@ -36,6 +40,8 @@ class StreamEnv(BaseModel):
     state_machine_arn: str = Field(validation_alias=functions.ENV_STATE_MACHINE_ARN, min_length=1)
     # To end a job FAILED when its execution can never start.
     table_name: str = Field(validation_alias=functions.ENV_TABLE, min_length=1)
+    # Where the job's input channels are (`starting.execution_input`).
+    bucket_name: str = Field(validation_alias=functions.ENV_BUCKET, min_length=1)
 
 
 class FinaliserEnv(BaseModel):
@@ -57,6 +63,11 @@ def api_env() -> ApiEnv:
 @cache
 def compose_env() -> ApiEnv:
     return _parse(ApiEnv, functions.COMPOSE)
+
+
+@cache
+def datasets_env() -> ApiEnv:
+    return _parse(ApiEnv, functions.DATASETS)
 
 
 @cache

@@ -74,6 +74,24 @@ class CompositionNotFoundError(DomainError):
         super().__init__(f"job {job_id!r} has no composition {composition_id!r}")
 
 
+class DatasetNotFoundError(DomainError):
+    """Also raised for another caller's dataset, as for a job: an id reveals nothing to others."""
+
+    status = HTTPStatus.NOT_FOUND
+    code = "dataset_not_found"
+
+    def __init__(self, dataset_id: str, field: str | None = None) -> None:
+        super().__init__(f"no dataset {dataset_id!r}", field)
+        self.dataset_id = dataset_id
+
+
+class DatasetStateConflictError(DomainError):
+    """The dataset's status (or its being the built-in one) does not allow the action."""
+
+    status = HTTPStatus.CONFLICT
+    code = "dataset_state_conflict"
+
+
 class IdempotencyKeyReusedError(DomainError):
     status = HTTPStatus.CONFLICT
     code = "idempotency_key_reused"

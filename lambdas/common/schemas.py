@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts import datasets as datasets_contract
 from contracts import hyperparameters, names
 from contracts.statuses import JobStatus
 from lambdas.common.models import hyperparameters_model, not_null
@@ -89,6 +90,18 @@ class Outputs(BaseModel):
     compositions: list[str] = Field(description="names of the final compositions")
 
 
+class TrainingData(BaseModel):
+    """What the job trains on: the dataset, its filter, and how many pieces and 4-bar windows
+    the filter keeps. Counted from the dataset's index at submit; the training then writes what
+    it actually trains on (its training split, the validation pieces held out)."""
+
+    model_config = _EXACT
+    dataset: str = Field(description=f"the dataset's id, or `{datasets_contract.BACH_DATASET_ID}`")
+    tags: list[str] = Field(description="the filter: the pieces kept carry every one of these tags")
+    pieces: Annotated[int, Field(ge=0)] | None = Field(description="pieces kept (null: not counted yet)")
+    windows: Annotated[int, Field(ge=0)] | None = Field(description="4-bar training windows in them")
+
+
 class Job(BaseModel):
     """A training job as the API shows it."""
 
@@ -100,6 +113,9 @@ class Job(BaseModel):
     updated_at: Timestamp
     hyperparameters: StoredHyperparameters
     melody: SampleMelody | UploadedMelody
+    training_data: TrainingData | None = Field(
+        description="what it trains on; null for a job submitted before datasets (the Bach chorales)"
+    )
     progress: Progress | None
     status_message: str | None = Field(
         description="while STARTING, what the job waits for (training capacity: the local machine's "
@@ -262,3 +278,88 @@ RESPONSE_BODIES: dict[tuple[str, str], type[BaseModel] | None] = {
     ("GET", "/melodies"): Melodies,
     ("GET", "/openapi.json"): OpenApiDocument,
 }
+
+
+# --- datasets (contracts/datasets.py) ---------------------------------------------------------
+DatasetId = Annotated[
+    str,
+    Field(pattern=f"({datasets_contract.DATASET_ID_PATTERN})|(^{datasets_contract.BACH_DATASET_ID}$)",
+          description=f"32 lower-case hex digits, or `{datasets_contract.BACH_DATASET_ID}` "
+                      "(the built-in one)"),
+]
+
+
+class DatasetUploadForm(BaseModel):
+    """A presigned S3 POST: send the zip as the `file` field of a multipart/form-data POST to
+    `url`, after every one of `fields`. S3 refuses a zip over `max_bytes` (and stores nothing)."""
+
+    model_config = _EXACT
+    url: str
+    fields: dict[str, str]
+    expires_at: Timestamp
+    max_bytes: Annotated[int, Field(ge=1)]
+
+
+class CreatedDataset(BaseModel):
+    model_config = _EXACT
+    dataset_id: DatasetId
+    status: Literal["WAITING_FOR_UPLOAD"]
+    upload: DatasetUploadForm
+
+
+class RejectedFile(BaseModel):
+    model_config = _EXACT
+    file: str = Field(description="the member's path in the zip")
+    reason: str = Field(description="why it cannot serve, for a person to act on")
+
+
+class DatasetSummary(BaseModel):
+    """What the build made of the zip (the full report's numbers; `rejected` cut to its first
+    entries, `rejected_count` saying how many there were)."""
+
+    model_config = _EXACT
+    files: Annotated[int, Field(ge=0)] = Field(description="members of the zip that are files")
+    accepted: Annotated[int, Field(ge=0)] = Field(description="files that became pieces")
+    rejected: list[RejectedFile]
+    rejected_count: Annotated[int, Field(ge=0)]
+    pieces: Annotated[int, Field(ge=0)]
+    bars: Annotated[int, Field(ge=0)]
+    windows: Annotated[int, Field(ge=0)] = Field(description="4-bar training windows")
+    tags: dict[str, Annotated[int, Field(ge=0)]] = Field(description="each tag with the pieces carrying it")
+
+
+class ReportLink(BaseModel):
+    model_config = _EXACT
+    url: str = Field(description="a presigned GET URL of the full build report (JSON)")
+    expires_at: Timestamp
+
+
+class Dataset(BaseModel):
+    """A dataset as the API shows it."""
+
+    model_config = _EXACT
+    dataset_id: DatasetId
+    name: str | None
+    status: Literal[datasets_contract.DATASET_STATUSES]  # type: ignore[valid-type]
+    builtin: bool = Field(description=f"the built-in `{datasets_contract.BACH_DATASET_ID}` (read-only)")
+    created_at: Timestamp | None
+    updated_at: Timestamp | None
+    summary: DatasetSummary | None = Field(description="once READY (or for the built-in one)")
+    failure_reason: str | None
+    report: ReportLink | None = Field(description="once READY: the full report, every file")
+
+
+class DatasetPage(BaseModel):
+    """One page of the caller's datasets, newest first; `next_token` fetches the next (null: last page)."""
+
+    model_config = _EXACT
+    datasets: list[Dataset]
+    next_token: str | None
+
+
+RESPONSE_BODIES.update({
+    ("POST", "/datasets"): CreatedDataset,
+    ("GET", "/datasets"): DatasetPage,
+    ("GET", "/datasets/{dataset_id}"): Dataset,
+    ("DELETE", "/datasets/{dataset_id}"): None,
+})

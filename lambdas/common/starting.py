@@ -12,12 +12,14 @@ Lambda context.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
-from contracts import storage
+from contracts import datasets, storage, training
 from lambdas.common.dal import Executions, JobsRepository
 from lambdas.common.env import stream_env
 from lambdas.common.errors import ExecutionRefusedError, ExecutionStartError
@@ -36,8 +38,21 @@ def is_job_insert(record: DynamoDBRecord) -> bool:
     return image.get(storage.ITEM_TYPE) == {"S": storage.JOB_ITEM}
 
 
-def execution_input(job: dict[str, Any]) -> dict[str, Any]:
-    """What the state machine reads: the job id and the hyperparameters as SageMaker strings."""
+def sagemaker_channel(bucket: str, name: str, key: str) -> dict[str, Any]:
+    """One of CreateTrainingJob's InputDataConfig channels: everything under `key`, on every host."""
+    source = {"S3DataType": "S3Prefix", "S3Uri": f"s3://{bucket}/{key}",
+              "S3DataDistributionType": "FullyReplicated"}
+    return {"ChannelName": name, "DataSource": {"S3DataSource": source}}
+
+
+def execution_input(job: dict[str, Any], bucket: str) -> dict[str, Any]:
+    """What the state machine reads: the job id, the hyperparameters as SageMaker strings (the
+    job's tags among them, `contracts.datasets.TAGS_HYPERPARAMETER`, when it filters), and its
+    input channels as CreateTrainingJob takes them: the melody always, the built dataset when
+    the job trains on a user's (the chorales are baked into the training image). Built here, not
+    by a Map state in the definition: a list of any length keeps CreateTrainingJob one task, and
+    a Map state would cost every execution of the local stack's interpreter its own parse of
+    the definition (`opencomposer/local/stepfunctions_speed.py`)."""
     job = plain(job)
     job_id = job.get("job_id")
     if not isinstance(job_id, str) or not job_id:
@@ -46,7 +61,22 @@ def execution_input(job: dict[str, Any]) -> dict[str, Any]:
         hyperparameters = Hyperparameters.model_validate(job.get("hyperparameters", {}))
     except ValueError as e:
         raise MalformedJobRecord(f"job {job_id}: bad hyperparameters ({e})") from e
-    return {"job_id": job_id, "hyperparameters": hyperparameters.as_sagemaker()}
+    # A job from before datasets has no training_data: the chorales, unfiltered.
+    data = job.get(datasets.JOB_TRAINING_DATA) or {}
+    if not isinstance(data, dict):
+        raise MalformedJobRecord(f"job {job_id}: bad {datasets.JOB_TRAINING_DATA} {data!r}")
+    dataset, tags = data.get("dataset", datasets.BACH_DATASET_ID), data.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) and datasets.is_tag(t) for t in tags):
+        raise MalformedJobRecord(f"job {job_id}: bad tags {tags!r}")
+    channels = [sagemaker_channel(bucket, training.MELODY_CHANNEL, storage.melody_key(job_id))]
+    if dataset != datasets.BACH_DATASET_ID:
+        if not isinstance(dataset, str) or not re.match(datasets.DATASET_ID_PATTERN, dataset):
+            raise MalformedJobRecord(f"job {job_id}: bad dataset {dataset!r}")
+        channels.append(sagemaker_channel(bucket, datasets.DATASET_CHANNEL, datasets.built_prefix(dataset)))
+    parameters = hyperparameters.as_sagemaker()
+    if tags:
+        parameters[datasets.TAGS_HYPERPARAMETER] = json.dumps(tags)
+    return {"job_id": job_id, "hyperparameters": parameters, "input_data_config": channels}
 
 
 def start_job(job: dict[str, Any], logger: Logger) -> None:
@@ -54,7 +84,7 @@ def start_job(job: dict[str, Any], logger: Logger) -> None:
     ExecutionRefusedError end the job for good, then are raised; ExecutionUnavailableError is
     raised as it is, for the caller to retry or settle."""
     try:
-        payload = execution_input(job)
+        payload = execution_input(job, stream_env().bucket_name)
     except MalformedJobRecord as e:
         logger.error("a job record no retry can start", job_id=job.get("job_id"), cause=str(e))
         end_for_good(job.get("job_id"), f"the job could not be started: {e}", logger)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contracts import deployment, functions, storage, training
+from contracts import datasets, deployment, functions, storage, training
 from contracts.names import placeholders, render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -82,12 +82,15 @@ def table_spec(names: LocalNames) -> dict[str, Any]:
         ],
         "AttributeDefinitions": [
             {"AttributeName": name, "AttributeType": "S"}
-            for name in (
+            # dict.fromkeys: once each (both indexes sort on `created_at`)
+            for name in dict.fromkeys((
                 storage.PARTITION_KEY,
                 storage.SORT_KEY,
                 storage.OWNER_INDEX_PARTITION_KEY,
                 storage.OWNER_INDEX_SORT_KEY,
-            )
+                datasets.DATASET_OWNER_ATTRIBUTE,
+                datasets.DATASET_OWNER_INDEX_SORT_KEY,
+            ))
         ],
         "GlobalSecondaryIndexes": [
             {
@@ -97,7 +100,16 @@ def table_spec(names: LocalNames) -> dict[str, Any]:
                     {"AttributeName": storage.OWNER_INDEX_SORT_KEY, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            # GET /datasets: sparse, only dataset items carry its partition key.
+            {
+                "IndexName": datasets.DATASET_OWNER_INDEX,
+                "KeySchema": [
+                    {"AttributeName": datasets.DATASET_OWNER_ATTRIBUTE, "KeyType": "HASH"},
+                    {"AttributeName": datasets.DATASET_OWNER_INDEX_SORT_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
         ],
         "BillingMode": "PAY_PER_REQUEST",
         "StreamSpecification": {"StreamEnabled": True, "StreamViewType": storage.STREAM_VIEW_TYPE},
@@ -141,6 +153,31 @@ def function_specs(names: LocalNames) -> list[dict[str, Any]]:
     ]
 
 
+# A dataset's upload starts its build: the bucket's ObjectCreated events for the upload keys
+# (`contracts.datasets.upload_key`: under DATASETS_PREFIX, ending in UPLOAD_SUFFIX) go to the
+# datasets function, as the CDK stack's notification sends them (`s3_events.py` delivers them).
+UPLOAD_SUFFIX = datasets.upload_key("{id}").rsplit("/", 1)[-1]
+
+
+def bucket_notification_spec(names: LocalNames) -> dict[str, Any]:
+    function_arn = (f"arn:aws:lambda:{names.region}:{names.account}:function:"
+                    f"{names.function_name(functions.DATASETS.key)}")
+    return {
+        "Bucket": names.bucket,
+        "NotificationConfiguration": {
+            "LambdaFunctionConfigurations": [{
+                "Id": "dataset-uploads",
+                "LambdaFunctionArn": function_arn,
+                "Events": ["s3:ObjectCreated:*"],
+                "Filter": {"Key": {"FilterRules": [
+                    {"Name": "prefix", "Value": datasets.DATASETS_PREFIX},
+                    {"Name": "suffix", "Value": UPLOAD_SUFFIX},
+                ]}},
+            }],
+        },
+    }
+
+
 def event_source_mapping_spec(names: LocalNames, stream_arn: str) -> dict[str, Any]:
     return {
         "EventSourceArn": stream_arn,
@@ -152,8 +189,9 @@ def event_source_mapping_spec(names: LocalNames, stream_arn: str) -> dict[str, A
     }
 
 
-def definition_substitutions(names: LocalNames) -> dict[str, str]:
-    """Local values for the ASL file's `${Placeholders}`, as CDK's definition substitutions."""
+def definition_substitutions(names: LocalNames, instance_count: int = 1) -> dict[str, str]:
+    """Local values for the ASL file's `${Placeholders}`, as CDK's definition substitutions;
+    `instance_count` the stack's InstanceCount (OPENCOMPOSER_INSTANCE_COUNT, `stack.py`)."""
     return {
         "JobsTable": names.table,
         "ArtifactsBucket": names.bucket,
@@ -162,7 +200,7 @@ def definition_substitutions(names: LocalNames) -> dict[str, str]:
         "TrainingJobPrefix": names.training_job_prefix,
         training.REGION_PLACEHOLDER: names.region,
         "InstanceType": "ml.m5.large",
-        "InstanceCount": "1",
+        "InstanceCount": str(instance_count),
         "VolumeSizeInGB": "10",
         "MaxRuntimeSeconds": str(MAX_RUNTIME_SECONDS),
         "UseSpotInstances": json.dumps(USE_SPOT_INSTANCES),
@@ -170,10 +208,10 @@ def definition_substitutions(names: LocalNames) -> dict[str, str]:
     }
 
 
-def state_machine_definition(names: LocalNames) -> str:
+def state_machine_definition(names: LocalNames, instance_count: int = 1) -> str:
     """The ASL file with its placeholders filled, as CloudFormation fills them; a placeholder
     the states use without a local value is a ValueError (it would break the state machine)."""
-    definition = render(ASL_PATH.read_text(), definition_substitutions(names))
+    definition = render(ASL_PATH.read_text(), definition_substitutions(names, instance_count))
     missing = placeholders(definition)
     if missing:
         raise ValueError(f"{ASL_PATH.name}: no local value for placeholder(s) {', '.join(sorted(missing))}")
@@ -189,6 +227,7 @@ def resource_specs(names: LocalNames | None = None) -> dict[str, Any]:
         "bucket": {"Bucket": names.bucket},
         "functions": function_specs(names),
         "event_source_mapping": event_source_mapping_spec(names, stream_arn),
+        "bucket_notification": bucket_notification_spec(names),
         "state_machine": {
             "name": names.state_machine,
             "definition_substitutions": definition_substitutions(names),
@@ -231,6 +270,7 @@ def create_all(
     endpoint_url: str,
     names: LocalNames | None = None,
     before_mapping: Callable[[Callable[[str], Any]], None] | None = None,
+    instance_count: int = 1,
 ) -> CreatedResources:
     """Create every resource in moto (`session`: a boto3 Session with the fake credentials).
     `before_mapping(client)` runs once the table and the bucket exist and before the stream's
@@ -252,7 +292,7 @@ def create_all(
     table = dynamodb.create_table(**table_spec(names))["TableDescription"]
     client("s3").create_bucket(Bucket=names.bucket)
 
-    definition = state_machine_definition(names)
+    definition = state_machine_definition(names, instance_count)
     state_machine_arn = client("stepfunctions").create_state_machine(
         name=names.state_machine, definition=definition, roleArn=names.role_arn("states")
     )["stateMachineArn"]
@@ -262,6 +302,7 @@ def create_all(
         lam.create_function(Code={"ZipFile": lambda_package(spec)}, **arguments)
     if before_mapping is not None:
         before_mapping(client)
+    client("s3").put_bucket_notification_configuration(**bucket_notification_spec(names))
     mapping = lam.create_event_source_mapping(**event_source_mapping_spec(names, table["LatestStreamArn"]))
     return CreatedResources(
         names=names,

@@ -31,6 +31,7 @@ from opencomposer.local.front_door import FrontDoor
 from opencomposer.local.processes import SIGKILL, signal_group
 from opencomposer.local.resources import CreatedResources, LocalNames, create_all, local_functions
 from opencomposer.local.runtime import LambdaRuntime, concurrency_from_env
+from opencomposer.local.s3_events import S3EventDelivery, end_interrupted_builds
 from opencomposer.local.sagemaker_runner import DEFAULT_ENTRY_POINT, SageMakerRunner, default_max_trainings
 from opencomposer.local.snapshot import Saver, Snapshot, end_interrupted
 from opencomposer.local.stream_delivery import StreamDelivery
@@ -72,6 +73,24 @@ def max_trainings() -> int:
     return int(raw)
 
 
+ENV_INSTANCE_COUNT = "OPENCOMPOSER_INSTANCE_COUNT"
+# The CDK stack's InstanceCount parameter allows 1 to 20 (infra/components/training.py).
+MAX_INSTANCE_COUNT = 20
+
+
+def instance_count() -> int:
+    """Hosts per training job (the stack's InstanceCount): $OPENCOMPOSER_INSTANCE_COUNT, else 1."""
+    raw = os.environ.get(ENV_INSTANCE_COUNT, "").strip()
+    if not raw:
+        return 1
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_INSTANCE_COUNT:
+        raise ValueError(
+            f"{ENV_INSTANCE_COUNT} must be a whole number of instances "
+            f"from 1 to {MAX_INSTANCE_COUNT} (not {raw!r})"
+        )
+    return int(raw)
+
+
 @dataclass
 class LocalStackOptions:
     home: Path | None = None
@@ -80,6 +99,8 @@ class LocalStackOptions:
     stop_grace_s: float = 10.0
     names: LocalNames = LocalNames()
     max_trainings: int | None = None  # trainings at once; None: `max_trainings()`
+    # hosts per training job, the stack's InstanceCount; None: `instance_count()`
+    instance_count: int | None = None
     # keep the jobs table and the bucket in <home>/snapshot across restarts (`snapshot.py`)
     persist: bool = False
 
@@ -94,6 +115,7 @@ class LocalStack:
         self.resources: CreatedResources | None = None
         self.runtime: LambdaRuntime | None = None
         self.delivery: StreamDelivery | None = None
+        self.s3_events: S3EventDelivery | None = None  # dataset uploads → the datasets function
         self.runner: SageMakerRunner | None = None
         self.front_door: FrontDoor | None = None
         self.execution_events: ExecutionEvents | None = None  # EventBridge's, for the finaliser
@@ -107,6 +129,7 @@ class LocalStack:
             self.snapshot = Snapshot(self.home / "snapshot", self.names.table, self.names.bucket)
         self._saver: Saver | None = None
         self.restored: dict[str, int] = {}  # what the start found in the snapshot
+        self.instance_count = 1  # hosts per training job, once started
 
     @property
     def api_url(self) -> str:
@@ -124,6 +147,8 @@ class LocalStack:
     def start(self) -> LocalStack:
         from moto.server import ThreadedMotoServer
 
+        # a bad setting fails here, before anything has started
+        self.instance_count = self.options.instance_count or instance_count()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         # moto's server logs every request it serves, and its Step Functions interpreter dumps
         # whole state trees on errors: both go to a file, not the user's terminal.
@@ -147,6 +172,8 @@ class LocalStack:
             self.runtime.install()
             self.delivery = StreamDelivery()
             self.delivery.install()
+            self.s3_events = S3EventDelivery()
+            self.s3_events.install()
             self.runner = SageMakerRunner(
                 self.home,
                 self.logs_dir,
@@ -165,7 +192,11 @@ class LocalStack:
 
             session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
             self.resources = create_all(
-                session, self.moto_url, self.names, before_mapping=self._restore if self.snapshot else None
+                session,
+                self.moto_url,
+                self.names,
+                before_mapping=self._restore if self.snapshot else None,
+                instance_count=self.instance_count,
             )
             if self.snapshot is not None:
                 dynamodb, s3 = self.client("dynamodb"), self.client("s3")
@@ -232,6 +263,9 @@ class LocalStack:
             if self.delivery is not None:
                 self.delivery.uninstall()
                 self.delivery = None
+            if self.s3_events is not None:
+                self.s3_events.uninstall(timeout_s=min(5.0, _time_left(deadline)))
+                self.s3_events = None
             if self.runtime is not None:
                 self.runtime.uninstall()
                 self.runtime = None
@@ -363,6 +397,7 @@ class LocalStack:
         dynamodb = client("dynamodb")
         items, objects, jobs = self.snapshot.restore(dynamodb, client("s3"))
         ended = [end_interrupted(dynamodb, self.names.table, job) for job in jobs]
+        end_interrupted_builds(dynamodb, self.names.table)  # datasets whose build died with the stack
         self.restored = {"items": items, "objects": objects, "jobs": len(jobs),
                          "interrupted": sum(1 for status in ended if status)}  # fmt: skip
         if items:
@@ -374,8 +409,8 @@ class LocalStack:
         assert self.runtime is not None
         backend = lambda_backends[self.names.account][self.names.region]
         for spec in local_functions():
-            if spec.key == functions.FINALISER.key:
-                continue  # rarely called (an execution ended outside its Catch): a cold start then
+            if spec.key in (functions.FINALISER.key, functions.DATASETS.key):
+                continue  # rarely called (an execution ended outside its Catch, an upload): a cold start then
             # the API's whole concurrency: a burst of requests then meets no cold start
             workers = self.runtime.concurrency if spec.key == functions.API.key else 1
             self.runtime.prewarm(backend.get_function(self.names.function_name(spec.key)), workers)

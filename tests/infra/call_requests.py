@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 
 from iam_policy import Request
 
-from contracts import storage
+from contracts import datasets, storage
 
 
 @dataclass(frozen=True)
@@ -103,10 +103,16 @@ def _dynamodb(place: Place, operation: str, p: Mapping[str, Any]) -> list[Reques
     raise KeyError(operation)
 
 
-def _s3(place: Place, operation: str, p: Mapping[str, Any]) -> list[Request]:
+def _s3(place: Place, operation: str, p: Mapping[str, Any], presigned: bool = False) -> list[Request]:
     def obj(key: str) -> str:
         return f"arn:aws:s3:::{p['Bucket']}/{key}"
 
+    if operation == "CreateBucket" and presigned:
+        # botocore's generate_presigned_post serializes a CreateBucket of the bucket for the form's
+        # URL; S3 authorizes the POST made with it as s3:PutObject of the key its policy names,
+        # which the record does not carry. This project's one presigned POST is a dataset's upload
+        # (POST /datasets): `contracts.datasets.upload_key`, the id made at run time.
+        return [Request("s3:PutObject", obj(datasets.upload_key("*")))]
     if operation in ("GetObject", "HeadObject"):  # HeadObject is authorized as GetObject
         return [Request("s3:GetObject", obj(p["Key"]))]
     if operation in ("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"):
@@ -161,7 +167,10 @@ def requests_of(place: Place, call: Mapping[str, Any]) -> list[Request]:
     """The IAM requests of one recorded call; KeyError names a call this module must learn."""
     service, operation = call["signing_name"], call["operation"]
     try:
-        found = _SERVICES[service](place, operation, call["params"])
+        if service == "s3":
+            found = _s3(place, operation, call["params"], presigned=bool(call.get("presigned")))
+        else:
+            found = _SERVICES[service](place, operation, call["params"])
     except KeyError as e:
         raise KeyError(f"{call['component']} calls {call['service']}.{operation}: tests/infra/"
                        f"call_requests.py does not know its IAM action and resource ({e})") from e

@@ -32,8 +32,8 @@ from iam_policy import Request, action_matches, arn_matches, as_list, closest, e
 from synthesized import Synth
 from template_policies import Resolver, component_statements, granted_actions
 
-from contracts import functions, names, statuses, storage
-from opencomposer.client import Client
+from contracts import datasets, functions, names, statuses, storage
+from opencomposer.client import ApiError, Client
 from opencomposer.local import aws_calls
 from opencomposer.local.resources import LocalNames, local_functions
 from opencomposer.local.stack import LocalStack, LocalStackOptions
@@ -84,6 +84,7 @@ ACKNOWLEDGED: dict[str, dict[str, str]] = {
               "a deployment shows the mapping works without it"
            for a in ("sqs:ChangeMessageVisibility", "sqs:GetQueueUrl")},
     },
+    "datasets": dict(_LAMBDA_DEFAULT),
     "finaliser": {
         **_LAMBDA_DEFAULT,
         "sqs:SendMessage": "Lambda's asynchronous invocation sends an event it could not deliver to the "
@@ -110,9 +111,10 @@ ACKNOWLEDGED: dict[str, dict[str, str]] = {
         **{a: f"{_SAGEMAKER}: writes the job's log to /aws/sagemaker/TrainingJobs" for a in (
             "logs:CreateLogGroup", "logs:DescribeLogStreams", "logs:CreateLogStream", "logs:PutLogEvents")},
         "cloudwatch:PutMetricData": f"{_SAGEMAKER}: publishes the job's instance metrics",
-        "s3:GetObject": f"{_SAGEMAKER}: downloads the melody channel (and a spot job's checkpoints); "
-                        "locally the runner does, outside the container",
-        "s3:ListBucket": f"{_SAGEMAKER}: lists the channel's S3Prefix; locally the runner does",
+        "s3:GetObject": f"{_SAGEMAKER}: downloads the melody channel, a user's dataset channel (its "
+                        "built pieces) and a spot job's checkpoints; locally the runner does, outside "
+                        "the container",
+        "s3:ListBucket": f"{_SAGEMAKER}: lists each channel's S3Prefix; locally the runner does",
     },
 }
 
@@ -171,6 +173,8 @@ def _drive(stack: LocalStack, downloads: Path) -> None:
     assert client.stop(stopped)["status"] == statuses.STOPPING
     assert client.wait(stopped, interval=0.5, timeout=120)["status"] == statuses.STOPPED
 
+    _drive_datasets(stack, downloads / "music")  # while the first job trains
+
     done = client.wait(job_id, interval=0.5, timeout=300)
     assert done["status"] == statuses.COMPLETED, done.get("failure_reason")
     client.list()
@@ -184,6 +188,33 @@ def _drive(stack: LocalStack, downloads: Path) -> None:
     client.delete_composition(job_id, composition["composition_id"])
     for finished in (job_id, stopped):
         client.delete(finished)
+
+
+def _drive_datasets(stack: LocalStack, folder: Path) -> None:
+    """A dataset uploaded, built, listed, shown (its report presigned) and deleted; then an
+    upload for no dataset, which the build function deletes unread."""
+    from tests.integration.test_datasets import chorale_files
+
+    client = Client(stack.api_url)
+    for name, data in chorale_files().items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    dataset_id = client.upload_dataset(folder, name="iam-check")["dataset_id"]
+    built = client.wait_dataset(dataset_id, interval=0.5, timeout=120)
+    assert built["status"] == "READY", built.get("failure_reason")
+    assert built["report"]["url"]
+    assert [d["dataset_id"] for d in client.datasets()["datasets"]] == [dataset_id]
+    # POST /jobs counts a filter from the dataset's index: one `jazz` piece is too few to train
+    with pytest.raises(ApiError) as too_few:
+        client.submit({"dataset": dataset_id, "tags": ["jazz"]})
+    assert (too_few.value.status, too_few.value.field) == (400, "tags")
+    client.delete_dataset(dataset_id)
+    s3, stray = stack.client("s3"), datasets.upload_key("f" * 32)  # the stack's own client: not recorded
+    s3.put_object(Bucket=stack.names.bucket, Key=stray, Body=b"PK")
+    deadline = time.monotonic() + 60
+    while s3.list_objects_v2(Bucket=stack.names.bucket, Prefix=datasets.DATASETS_PREFIX).get("KeyCount"):
+        assert time.monotonic() < deadline, "the stray upload was never deleted"
+        time.sleep(0.2)
 
 
 def _wait_for_training_job(stack: LocalStack, job_id: str) -> None:
@@ -379,6 +410,37 @@ def test_a_training_job_arn_is_lower_case_and_a_mixed_case_grant_would_not_match
     statement, why = closest(mixed, request)
     assert statement is not None and "sagemaker:CreateTrainingJob" in statement["Action"]
     assert why.startswith("resource not in")
+
+
+def test_the_training_role_reads_a_datasets_built_pieces_and_nothing_else_of_it(
+    real_policies: Any, real_place: Place,
+) -> None:
+    # SageMaker downloads a job's `dataset` channel (S3Prefix: it lists, then gets) as the
+    # training role; the uploaded zip and the build report are not the training's.
+    bucket, dataset_id = LocalNames().bucket, "e" * 32
+    listed = _call("training", "s3", "ListObjectsV2", Bucket=bucket, Prefix=datasets.built_prefix(dataset_id))
+    pieces = _call("training", "s3", "GetObject", Bucket=bucket, Key=datasets.pieces_key(dataset_id))
+    assert _allowed(real_policies, real_place, listed) == [True]
+    assert _allowed(real_policies, real_place, pieces) == [True]
+    for key in (datasets.upload_key(dataset_id), datasets.report_key(dataset_id)):
+        assert _allowed(real_policies, real_place, _call("training", "s3", "GetObject", Bucket=bucket,
+                                                         Key=key)) == [False]
+    for prefix in (datasets.dataset_prefix(dataset_id), datasets.DATASETS_PREFIX):
+        assert _allowed(real_policies, real_place, _call("training", "s3", "ListObjectsV2", Bucket=bucket,
+                                                         Prefix=prefix)) == [False]
+    # ... and never writes there
+    put = _call("training", "s3", "PutObject", Bucket=bucket, Key=datasets.pieces_key(dataset_id))
+    assert _allowed(real_policies, real_place, put) == [False]
+
+
+def test_the_api_reads_a_datasets_index_to_count_a_filter_but_not_its_pieces(
+    real_policies: Any, real_place: Place,
+) -> None:
+    bucket, dataset_id = LocalNames().bucket, "e" * 32
+    index = _call("api", "s3", "GetObject", Bucket=bucket, Key=datasets.index_key(dataset_id))
+    pieces = _call("api", "s3", "GetObject", Bucket=bucket, Key=datasets.pieces_key(dataset_id))
+    assert _allowed(real_policies, real_place, index) == [True]
+    assert _allowed(real_policies, real_place, pieces) == [False]
 
 
 def test_samples_are_tagged_with_the_lifecycle_tag_only(real_policies: Any, real_place: Place) -> None:

@@ -20,7 +20,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from synthesized import Synth
 
-from contracts import functions, storage
+from contracts import datasets, functions, storage
 from infra.components.paths import LAMBDA_REQUIREMENTS, REPO_ROOT
 
 SPEC = functions.COMPOSE
@@ -129,13 +129,18 @@ def test_the_api_presigns_the_composed_midi_and_the_model_and_keeps_its_other_gr
     table = _table(synth)
     assert grants["s3:GetObject"] == {_folder(synth, folder) for folder in (
         lambda job: f"{storage.job_prefix(job)}compositions/", storage.samples_prefix,
-        storage.composed_prefix, storage.model_output_prefix)}
-    assert grants["s3:PutObject"] == {_bucket_objects(synth, "jobs/*/input/*")}
-    assert grants["s3:DeleteObject"] == {_bucket_objects(synth, f"{storage.JOBS_PREFIX}*")}
+        storage.composed_prefix, storage.model_output_prefix)} | {
+        _bucket_objects(synth, datasets.report_key("*")),  # GET /datasets/{id} presigns the report
+        _bucket_objects(synth, datasets.index_key("*"))}  # POST /jobs counts a filter against it
+    assert grants["s3:PutObject"] == {_bucket_objects(synth, "jobs/*/input/*"),
+                                      _bucket_objects(synth, datasets.upload_key("*"))}  # presigned POST
+    assert grants["s3:DeleteObject"] == {_bucket_objects(synth, f"{storage.JOBS_PREFIX}*"),
+                                         _bucket_objects(synth, f"{datasets.DATASETS_PREFIX}*")}
     for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
                    "dynamodb:BatchWriteItem"):
         assert grants[action] == {table}, action
-    assert grants["dynamodb:Query"] == {table, f"{table}/index/{storage.OWNER_INDEX}"}
+    assert grants["dynamodb:Query"] == {table, f"{table}/index/{storage.OWNER_INDEX}",
+                                        f"{table}/index/{datasets.DATASET_OWNER_INDEX}"}
     assert set(grants) == {
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
         "dynamodb:BatchWriteItem", "dynamodb:Query", "s3:PutObject", "s3:GetObject", "s3:DeleteObject",

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from synthesized import Synth, as_list
 
-from contracts import functions, names, storage
+from contracts import datasets, functions, names, storage
 from infra.components.training import SAGEMAKER_LOG_GROUP
 from infra.components.workflow import SAGEMAKER_SYNC_RULE, SYNC_LIST_TAGS
 from infra.nag import STAR_RESOURCE_REASONS, render
@@ -150,9 +150,13 @@ def test_training_role_reaches_only_job_prefixes_job_items_the_image_and_its_log
         service = actions[0].split(":")[0]
         assert all(a.startswith(f"{service}:") for a in actions)
         if service == "s3" and actions != ["s3:ListBucket"]:
-            assert all(re.fullmatch(rf"<\w+\.Arn>/{storage.JOBS_PREFIX}\*/\w+/\*", r) for r in resources)
+            # a job's folders, and (to read only) a dataset's built pieces: its `dataset` channel
+            built = f"/{datasets.built_prefix('*')}*"
+            assert all(re.fullmatch(rf"<\w+\.Arn>/{storage.JOBS_PREFIX}\*/\w+/\*", r)
+                       or (actions == ["s3:GetObject"] and r.endswith(built)) for r in resources)
         elif service == "s3":
-            assert statement["Condition"] == {"StringLike": {"s3:prefix": [f"{storage.JOBS_PREFIX}*"]}}
+            assert statement["Condition"] == {
+                "StringLike": {"s3:prefix": [f"{storage.JOBS_PREFIX}*", f"{datasets.built_prefix('*')}*"]}}
         elif service == "dynamodb":
             # No read: the reporter learns a job's status from its failed conditional update.
             assert set(actions) == {"dynamodb:UpdateItem", "dynamodb:PutItem"}

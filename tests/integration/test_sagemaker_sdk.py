@@ -23,6 +23,7 @@ import pretty_midi
 import pytest
 import torch
 
+from contracts import hyperparameters
 from opencomposer.local.resources import LocalNames
 
 pytestmark = [
@@ -118,7 +119,9 @@ def test_a_model_trainer_job_trains_on_the_local_stack(local: Local, session: An
     assert result.training_job_name.startswith(f"{deployment.job_prefix}-sdk-")
     assert described["AlgorithmSpecification"]["TrainingImage"] == deployment.image
     assert described["RoleArn"] == deployment.role_arn
-    assert described["HyperParameters"] == {name: str(value) for name, value in TINY.items()}
+    # every hyperparameter, as the API passes them: the defaults of those TINY leaves out
+    assert described["HyperParameters"] == {
+        name: str(value) for name, value in {**hyperparameters.DEFAULTS, **TINY}.items()}
     assert [c["ChannelName"] for c in described["InputDataConfig"]] == ["melody"]
 
     # and the model is where the SDK says: model.tar.gz under the run's output path, holding
@@ -128,7 +131,7 @@ def test_a_model_trainer_job_trains_on_the_local_stack(local: Local, session: An
     assert result.model_uri == job_output + "model.tar.gz"
     model = torch.load(io.BytesIO(_archive(s3, result.model_uri)["model.pt"]), weights_only=True)
     assert model["epoch"] == 1
-    assert model["hyperparameters"] == TINY
+    assert model["hyperparameters"] == {**hyperparameters.DEFAULTS, **TINY}
 
     # and the training's own output (no job table to report to) is output.tar.gz beside it:
     # its one epoch's progress and the melody accompanied, 4 tracks, the melody unchanged

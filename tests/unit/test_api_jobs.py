@@ -21,7 +21,8 @@ from lambdas.common import melodies
 from lambdas.common.dal import JobsRepository
 from tests.unit.conftest import BUCKET, TABLE, bucket_keys, call_api, put_job_item, table_items
 
-DEFAULTS = {"epochs": 20, "learning_rate": 0.001, "update_ratio": 5, "batch_size": 64, "seed": 0}
+DEFAULTS = {"epochs": 20, "learning_rate": 0.001, "update_ratio": 5, "batch_size": 64, "seed": 0,
+            "model_size": "small"}
 
 
 def midi_base64(notes: list[int]) -> str:
@@ -399,7 +400,7 @@ def test_get_returns_the_job_as_designed(aws: None) -> None:
 
     assert set(job) == {
         "job_id", "name", "status", "created_at", "updated_at", "hyperparameters", "melody",
-        "progress", "status_message", "failure_reason", "outputs",
+        "training_data", "progress", "status_message", "failure_reason", "outputs",
     }  # fmt: skip
     assert job["outputs"] == {"model": f"/jobs/{job_id}/model", "compositions": ["final"]}
     assert job["progress"]["epoch"] == 2

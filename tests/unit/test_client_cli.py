@@ -20,6 +20,7 @@ from opencomposer import cli
 from opencomposer.client import ApiError, Client, _region_of
 
 JOB = "a" * 32
+DATASET = "d" * 32
 COMPOSITION = "0190f3a1b2c3d4e5f601"
 
 
@@ -510,8 +511,13 @@ def test_every_route_of_the_api_has_a_client_method(monkeypatch: pytest.MonkeyPa
         "stop": lambda: client.stop(job_id),
         "delete": lambda: client.delete(job_id),
         "openapi": lambda: client.openapi(),
+        "create_dataset": lambda: client.create_dataset("n"),
+        "datasets": lambda: client.datasets(limit=5, next_token="t"),
+        "dataset": lambda: client.dataset(DATASET),
+        "delete_dataset": lambda: client.delete_dataset(DATASET),
     }
-    conveniences = {"wait", "download", "all_compositions", "fetch"}  # built on the methods above
+    # built on the methods above
+    conveniences = {"wait", "download", "all_compositions", "fetch", "upload_dataset", "wait_dataset"}
     public = {name for name in vars(Client) if not name.startswith("_") and callable(vars(Client)[name])}
     assert set(calls) == public - conveniences, "a new Client method belongs in `calls`"
 
@@ -611,3 +617,124 @@ def test_a_4xx_is_not_retried(api: _Api) -> None:
         _retry_quickly(api).submit({"name": ""})
 
     assert len(api.requests) == 1
+
+
+# --- datasets ---------------------------------------------------------------------------------
+def _created(api: _Api, max_bytes: int = 1024 * 1024) -> dict[str, Any]:
+    fields = {"key": f"datasets/{DATASET}/upload/collection.zip", "policy": "cG9saWN5"}
+    return {"dataset_id": DATASET, "status": "WAITING_FOR_UPLOAD",
+            "upload": {"url": f"{api.url}/bucket", "fields": fields,
+                       "expires_at": "2026-11-27T16:00:00.000Z", "max_bytes": max_bytes}}
+
+
+def _ready(**summary: Any) -> dict[str, Any]:
+    return {"dataset_id": DATASET, "name": "mine", "status": "READY", "builtin": False,
+            "created_at": "2026-11-27T15:00:00.000Z", "updated_at": "2026-11-27T15:00:05.000Z",
+            "failure_reason": None, "report": None,
+            "summary": {"files": 3, "accepted": 2, "pieces": 2, "bars": 16, "windows": 40,
+                        "rejected": [{"file": "jazz/bad.mid", "reason": "2 note track(s) but 4 are needed"}],
+                        "rejected_count": 1, "tags": {"jazz": 1, "mode:major": 2}, **summary}}
+
+
+def _music(folder: Path) -> Path:
+    for name in ("a.mid", "jazz/b.mid", "jazz/bad.mid", ".DS_Store", ".git/config"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(b"MThd" + name.encode())
+    return folder
+
+
+def test_dataset_upload_zips_the_folder_with_its_subfolders_posts_the_form_and_prints_the_report(
+    api: _Api, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+    import zipfile
+
+    api.on("POST", "/datasets", (201, _created(api)))
+    api.on("POST", "/bucket", (204, b""))
+    api.on("GET", f"/datasets/{DATASET}", (200, {**_ready(), "status": "BUILDING", "summary": None}),
+           (200, _ready()))
+
+    code = cli.main(["dataset", "upload", "--api", api.url, str(_music(tmp_path / "music")),
+                     "--name", "mine", "--interval", "0.01"])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    create, upload = api.requests[0], api.requests[1]
+    assert json.loads(create["body"]) == {"name": "mine"}
+    # the presigned form: its fields first, the zip last as `file`
+    body = upload["body"]
+    assert upload["headers"]["Content-Type"].startswith("multipart/form-data; boundary=")
+    assert body.index(b'name="key"') < body.index(b'name="policy"') < body.index(b'name="file"')
+    archive = body[body.index(b"PK\x03\x04"):]
+    with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
+        assert sorted(zipped.namelist()) == ["a.mid", "jazz/b.mid", "jazz/bad.mid"]  # hidden files left out
+        assert zipped.read("jazz/b.mid") == b"MThdjazz/b.mid"
+    assert out.splitlines()[0] == DATASET
+    assert "accepted 2 of 3 files: 2 pieces, 16 bars, 40 training windows" in out
+    assert "jazz/bad.mid: 2 note track(s) but 4 are needed" in out
+    assert "jazz: 1" in out
+
+
+def test_a_dataset_that_failed_exits_1_with_its_reason(
+    api: _Api, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api.on("POST", "/datasets", (201, _created(api)))
+    api.on("POST", "/bucket", (204, b""))
+    api.on("GET", f"/datasets/{DATASET}",
+           (200, {**_ready(), "status": "FAILED", "summary": None, "failure_reason": "not a zip archive"}))
+
+    assert cli.main(["dataset", "upload", "--api", api.url, str(_music(tmp_path)), "--interval", "0"]) == 1
+    assert "failure: not a zip archive" in capsys.readouterr().out
+
+
+def test_a_zip_over_the_limit_is_refused_before_any_request(
+    api: _Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from contracts import datasets
+
+    monkeypatch.setattr(datasets, "MAX_UPLOAD_BYTES", 100)
+    (tmp_path / "big.mid").write_bytes(bytes(range(256)) * 10)
+
+    assert cli.main(["dataset", "upload", "--api", api.url, str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert "413 upload_too_large: the zip is" in err and "the limit is 100 (field: file)" in err
+    assert api.requests == []
+
+
+def test_an_upload_s3_refuses_is_an_error_naming_s3s_reason(
+    api: _Api, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refusal = (b"<?xml version='1.0'?><Error><Code>EntityTooLarge</Code><Message>Your proposed upload "
+               b"exceeds the maximum allowed size</Message></Error>")
+    api.on("POST", "/datasets", (201, _created(api)))
+    api.on("POST", "/bucket", (400, refusal))
+
+    assert cli.main(["dataset", "upload", "--api", api.url, str(_music(tmp_path))]) == 3
+    err = capsys.readouterr().err
+    assert "400 EntityTooLarge: the upload was refused: Your proposed upload exceeds" in err
+    assert "(field: file)" in err
+
+
+def test_dataset_upload_of_a_file_that_is_no_zip_is_a_usage_error(
+    api: _Api, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("not a zip")
+
+    assert cli.main(["dataset", "upload", "--api", api.url, str(tmp_path / "notes.txt")]) == 2
+    assert "is not a zip file" in capsys.readouterr().err
+    assert api.requests == []
+
+
+def test_dataset_list_show_and_delete(api: _Api, capsys: pytest.CaptureFixture[str]) -> None:
+    api.on("GET", "/datasets?limit=2", (200, {"datasets": [_ready()], "next_token": "t"}))
+    api.on("GET", f"/datasets/{DATASET}", (200, _ready()))
+    api.on("DELETE", f"/datasets/{DATASET}", (204, b""))
+
+    assert cli.main(["dataset", "list", "--api", api.url, "--limit", "2"]) == 0
+    listed = capsys.readouterr().out
+    assert DATASET in listed and "READY" in listed and "more: --next-token t" in listed
+    assert cli.main(["dataset", "show", "--api", api.url, DATASET, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["tags"] == {"jazz": 1, "mode:major": 2}
+    assert cli.main(["dataset", "delete", "--api", api.url, DATASET]) == 0
+    assert capsys.readouterr().out.strip() == f"deleted {DATASET}"
+    assert [r["method"] for r in api.requests] == ["GET", "GET", "DELETE"]

@@ -75,7 +75,7 @@ def test_each_local_function_is_its_contract_spec_with_only_the_environment_it_n
 
     assert set(specs) == {names.function_name(spec.key) for spec in local}
     assert {"opencomposer-local-api", "opencomposer-local-compose", "opencomposer-local-stream",
-            "opencomposer-local-finaliser"} == set(specs)
+            "opencomposer-local-finaliser", "opencomposer-local-datasets"} == set(specs)
     for spec in local:
         declared = specs[names.function_name(spec.key)]
         assert declared["Handler"] == spec.handler

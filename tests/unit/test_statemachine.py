@@ -21,7 +21,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 
-from contracts import deployment, names, storage, training
+from contracts import datasets, deployment, hyperparameters, names, storage, training
 from lambdas.common.starting import execution_input
 from opencomposer.local import stepfunctions_sagemaker
 from tests.unit.conftest import (
@@ -101,7 +101,7 @@ class Machine:
         item = (
             boto3.resource("dynamodb").Table(TABLE).get_item(Key={"pk": storage.job_pk(job_id), "sk": "JOB"})
         )
-        payload = execution_input(item["Item"])
+        payload = execution_input(item["Item"], BUCKET)
         return self.sfn.start_execution(stateMachineArn=self.arn, name=job_id, input=json.dumps(payload))[
             "executionArn"
         ]
@@ -197,13 +197,11 @@ def test_the_training_job_gets_the_jobs_settings(machine: Machine) -> None:
     finish(job_id, "Completed")
     machine.result(execution)
 
+    # every hyperparameter, as SageMaker strings (no `tags`: the job does not filter)
     assert job.hyper_parameters == {
-        "epochs": "3",
-        "learning_rate": "0.0002",
-        "update_ratio": "5",
-        "batch_size": "64",
-        "seed": "0",
+        **hyperparameters.as_sagemaker(hyperparameters.DEFAULTS), "epochs": "3", "learning_rate": "0.0002",
     }
+    assert job.hyper_parameters["update_ratio"] == "5"
     [channel] = job.input_data_config
     assert channel["ChannelName"] == training.MELODY_CHANNEL
     assert channel["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{BUCKET}/{storage.melody_key(job_id)}"
@@ -233,6 +231,30 @@ def test_the_training_job_gets_the_jobs_settings(machine: Machine) -> None:
     # One task's parameter names are fixed, so on-demand sends false: SageMaker's own default.
     assert scheduled["EnableManagedSpotTraining"] is False
     assert scheduled["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}
+
+
+def test_a_job_on_a_users_dataset_gets_its_built_pieces_as_a_channel_and_its_tags(machine: Machine) -> None:
+    # Given a job (as the API writes it) that trains on a user's dataset, filtered by two tags
+    dataset_id = "e" * 32
+    put_job_item("f" * 32, "SUBMITTED", training_data={
+        "dataset": dataset_id, "tags": ["mode:minor", "jazz"], "pieces": 3, "windows": 150})
+
+    # When its execution runs
+    execution = machine.start("f" * 32)
+    job = training_job("f" * 32)
+    finish("f" * 32, "Completed")
+
+    # Then its one training job gets the melody and the dataset's built pieces as channels, in
+    # the job's bucket, and the filter as the `tags` hyperparameter (a JSON list in a string)
+    assert machine.result(execution)["status"] == "SUCCEEDED"
+    uris = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in job.input_data_config}
+    assert uris == {
+        training.MELODY_CHANNEL: f"s3://{BUCKET}/{storage.melody_key('f' * 32)}",
+        datasets.DATASET_CHANNEL: f"s3://{BUCKET}/{datasets.built_prefix(dataset_id)}",
+    }
+    assert all(c["DataSource"]["S3DataSource"]["S3DataType"] == "S3Prefix" for c in job.input_data_config)
+    assert json.loads(job.hyper_parameters[datasets.TAGS_HYPERPARAMETER]) == ["mode:minor", "jazz"]
+    assert job.hyper_parameters["epochs"] == "2"
 
 
 def _train_on_spot(name: str, spot_wait_seconds: str) -> tuple[str, Any, list[dict[str, Any]], str]:
@@ -592,7 +614,10 @@ def test_the_definition_uses_only_deployment_placeholders_and_the_shared_names()
             assert state["Parameters"]["TrainingJobName.$"] == task["Parameters"]["TrainingJobName.$"]
     environment = {k.removesuffix(".$") for k in task["Parameters"]["Environment"]}
     assert environment == set(training.JOB_ENVIRONMENT)
-    assert task["Parameters"]["InputDataConfig"][0]["ChannelName"] == training.MELODY_CHANNEL
+    # Its channels are the execution input's (`starting.execution_input`), as they are: no Map
+    # state (each would cost the local interpreter a parse of the definition per execution).
+    assert task["Parameters"]["InputDataConfig.$"] == "$.input_data_config"
+    assert not [s for s in definition["States"].values() if s["Type"] in ("Map", "Parallel")]
     # Every step of the training path hands any error to one recording step, and only it.
     catch_all = {
         name: catch["Next"]

@@ -11,11 +11,12 @@ import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from contracts import functions, storage
+from contracts import datasets, functions, hyperparameters, storage, training
 from lambdas.common import env
 from lambdas.common.dal import Executions
 from lambdas.common.errors import ExecutionRefusedError, ExecutionStartError, ExecutionUnavailableError
-from tests.unit.conftest import TABLE, call_api, deliver, failing_calls, put_job_item, stream_records
+from lambdas.common.starting import sagemaker_channel
+from tests.unit.conftest import BUCKET, TABLE, call_api, deliver, failing_calls, put_job_item, stream_records
 
 PASS_MACHINE = json.dumps({"StartAt": "Noop", "States": {"Noop": {"Type": "Pass", "End": True}}})
 
@@ -52,13 +53,64 @@ def test_a_job_insert_starts_one_execution_named_after_the_job(machine: str) -> 
     assert execution["input"] == {
         "job_id": job["job_id"],
         "hyperparameters": {
+            **hyperparameters.as_sagemaker(hyperparameters.DEFAULTS),
             "epochs": "3",
             "learning_rate": "0.0005",
-            "update_ratio": "5",
-            "batch_size": "64",
-            "seed": "0",
         },
+        # the Bach chorales are in the image: the melody is the one channel
+        "input_data_config": [
+            sagemaker_channel(BUCKET, training.MELODY_CHANNEL, storage.melody_key(job["job_id"]))],
     }
+
+
+def test_a_job_on_a_users_dataset_starts_with_its_channel_and_its_tags(machine: str) -> None:
+    dataset_id = "e" * 32
+    tags = ["mode:minor", "key:f#-minor"]
+    training_data = {"dataset": dataset_id, "tags": tags, "pieces": 4, "windows": 99}
+    put_job_item("a" * 32, "SUBMITTED", training_data=training_data)
+
+    assert deliver(stream_records()) == {"batchItemFailures": []}
+
+    [execution] = executions(machine)
+    assert execution["input"]["input_data_config"] == [
+        sagemaker_channel(BUCKET, training.MELODY_CHANNEL, storage.melody_key("a" * 32)),
+        sagemaker_channel(BUCKET, datasets.DATASET_CHANNEL, datasets.built_prefix(dataset_id)),
+    ]
+    assert execution["input"]["input_data_config"][1]["DataSource"]["S3DataSource"]["S3Uri"] == (
+        f"s3://{BUCKET}/datasets/{dataset_id}/built/")
+    assert json.loads(execution["input"]["hyperparameters"][datasets.TAGS_HYPERPARAMETER]) == tags
+
+
+def test_the_chorales_filtered_by_tags_get_the_tags_and_no_dataset_channel(machine: str) -> None:
+    put_job_item("a" * 32, "SUBMITTED", training_data={
+        "dataset": datasets.BACH_DATASET_ID, "tags": ["mode:major"], "pieces": 200, "windows": 5000})
+    # a job item from before datasets: the chorales, unfiltered
+    put_job_item("b" * 32, "SUBMITTED")
+
+    assert deliver(stream_records()) == {"batchItemFailures": []}
+
+    started = {e["name"]: e["input"] for e in executions(machine)}
+    assert [c["ChannelName"] for c in started["a" * 32]["input_data_config"]] == [training.MELODY_CHANNEL]
+    assert started["a" * 32]["hyperparameters"][datasets.TAGS_HYPERPARAMETER] == '["mode:major"]'
+    assert [c["ChannelName"] for c in started["b" * 32]["input_data_config"]] == [training.MELODY_CHANNEL]
+    assert datasets.TAGS_HYPERPARAMETER not in started["b" * 32]["hyperparameters"]
+
+
+@pytest.mark.parametrize(
+    "training_data",
+    [{"dataset": "../other/", "tags": []}, {"dataset": "bach-chorales", "tags": ["Not A Tag"]},
+     {"dataset": "bach-chorales", "tags": "mode:minor"}, "bach-chorales"],
+)
+def test_a_job_item_with_a_bad_dataset_or_tags_ends_failed(
+    machine: str, training_data: Any
+) -> None:
+    put_job_item("b" * 32, "SUBMITTED", training_data=training_data)
+
+    response = deliver(stream_records())
+
+    assert len(response["batchItemFailures"]) == 1 and executions(machine) == []
+    failed = boto3.resource("dynamodb").Table(TABLE).get_item(Key=storage.job_key("b" * 32))["Item"]
+    assert failed["status"] == "FAILED" and "could not be started" in failed["failure_reason"]
 
 
 def test_a_duplicate_delivery_starts_nothing_twice(machine: str) -> None:

@@ -5,19 +5,18 @@ trained on. One stack for the module; its trainings run one after another (1 epo
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pretty_midi
 import pytest
 
 from contracts import datasets, statuses
 from opencomposer.client import ApiError, Client
 from opencomposer.local.stack import LocalStack, LocalStackOptions
+from tests.integration.test_datasets import four_voices
 
 pytestmark = pytest.mark.slow
 
@@ -85,18 +84,7 @@ def test_a_filter_that_leaves_too_little_is_refused_before_anything_starts(clien
 
 def _piece(transpose: int, bars: int = 16) -> bytes:
     """Four voices of 4/4 quarters (a soprano over a C major / A minor pattern), `bars` long."""
-    base = (72, 67, 64, 48)
-    midi = pretty_midi.PrettyMIDI(resolution=96, initial_tempo=100)
-    beat = 60 / 100
-    for voice in range(4):
-        instrument = pretty_midi.Instrument(program=52, name=f"voice {voice}")
-        for step in range(bars * 4):
-            pitch = base[voice] + transpose + (0, 2, 4, 2)[step % 4] - (3 if (step // 8) % 2 else 0)
-            instrument.notes.append(pretty_midi.Note(80, pitch, step * beat, (step + 1) * beat))
-        midi.instruments.append(instrument)
-    buffer = io.BytesIO()
-    midi.write(buffer)
-    return buffer.getvalue()
+    return four_voices(transpose=transpose, bars=bars)
 
 
 def test_a_job_on_a_users_dataset_trains_on_its_tagged_folder(client: Client, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -19,21 +18,11 @@ from contracts import datasets, storage
 from contracts.timestamps import utc_timestamp
 from lambdas.common.dal.aws import client, error_code, raise_common, table
 from lambdas.common.errors import DatasetNotFoundError, DatasetStateConflictError, InvalidFieldError
+from lambdas.common.models import plain
 
 # The item's attributes that are the table's business, not the dataset's.
 _KEY_ATTRIBUTES = (storage.PARTITION_KEY, storage.SORT_KEY, storage.ITEM_TYPE)
 BACH_NAME = "Bach chorales"
-
-
-def plain(value: Any) -> Any:
-    """DynamoDB's Decimals as ints/floats, recursively: the item as JSON would carry it."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
 
 def _dataset(item: dict[str, Any]) -> dict[str, Any]:

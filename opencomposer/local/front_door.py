@@ -54,6 +54,13 @@ def proxy_response(payload: Mapping[str, Any]) -> tuple[int, list[tuple[str, str
     return status, headers, data
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5: a burst of connections that arrives while the accepting
+    # thread waits for the interpreter lock overflows it, and the kernel resets the extra ones.
+    # API Gateway takes thousands at once; 128 is Linux's usual somaxconn.
+    request_queue_size = 128
+
+
 class FrontDoor:
     """A threaded HTTP server on 127.0.0.1 that invokes, for every request, the function its
     route names. `function_names`: a `contracts.functions` key → that function's name.
@@ -78,7 +85,7 @@ class FrontDoor:
         class Handler(_ProxyHandler):
             front_door = door
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server = _Server((host, port), Handler)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

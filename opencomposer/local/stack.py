@@ -203,6 +203,9 @@ class LocalStack:
                 self._saver = Saver(self.snapshot, lambda: (dynamodb, s3))
                 self._saver.start()
             self._prewarm()
+            from opencomposer.local import stepfunctions_speed
+
+            stepfunctions_speed.warm(self.names.region)
             self.execution_events = ExecutionEvents(self.client, self.resources.state_machine_arn,
                                                     self.names.function_name(functions.FINALISER.key))
             self.execution_events.start()
@@ -412,7 +415,7 @@ class LocalStack:
             if spec.key in (functions.FINALISER.key, functions.DATASETS.key):
                 continue  # rarely called (an execution ended outside its Catch, an upload): a cold start then
             # the API's whole concurrency: a burst of requests then meets no cold start
-            workers = self.runtime.concurrency if spec.key == functions.API.key else 1
+            workers = self.runtime.concurrency if spec.key in (functions.API.key, functions.STREAM.key) else 1
             self.runtime.prewarm(backend.get_function(self.names.function_name(spec.key)), workers)
 
     def _configure_moto(self, config: dict[str, Any]) -> None:

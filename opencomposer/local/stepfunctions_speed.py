@@ -123,6 +123,15 @@ def _modules_using_client_factory() -> list[Any]:
     ]
 
 
+def warm(region: str, services: tuple[str, ...] = ("dynamodb", "sagemaker")) -> None:
+    """Make the tasks' clients now: the first executions would otherwise each load a service
+    model (a few hundred ms of CPU) holding the interpreter lock, stalling every request the
+    stack serves meanwhile, the first of a burst's among them. (The definition's parse is cached
+    already: CreateStateMachine parses it.)"""
+    for service in services:
+        _client_for(region, service)
+
+
 def install() -> None:
     if _originals:
         return

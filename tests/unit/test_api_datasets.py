@@ -175,6 +175,20 @@ def test_an_upload_that_is_no_zip_ends_failed_with_a_reason_and_leaves_no_files(
     assert bucket_keys() == []  # the zip deleted, nothing built
 
 
+def test_a_zip_bomb_ends_failed_saying_so_and_leaves_no_files(aws: None) -> None:
+    # Given a zip whose one member inflates 10 MiB of zeros from a few kilobytes
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("bomb.mid", bytes(10 * 1024 * 1024))
+    dataset_id = _create()
+
+    assert _build(_upload(dataset_id, packed.getvalue())) == ["FAILED"]
+
+    shown = call_api("GET", f"/datasets/{dataset_id}").body
+    assert shown["status"] == "FAILED" and "zip bomb" in shown["failure_reason"]
+    assert bucket_keys() == []  # the upload deleted, nothing built
+
+
 def test_a_duplicate_event_builds_once(aws: None) -> None:
     dataset_id = _create()
     event = _upload(dataset_id, b"not a zip")

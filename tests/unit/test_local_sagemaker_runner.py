@@ -52,12 +52,23 @@ model = pathlib.Path(os.environ["SM_MODEL_DIR"])
 if mode == "second-host-fails":
     mode = "fail-with-file" if host == "algo-2" else "hang"
 if mode == "second-host-fails-first":
-    if host == "algo-1":  # fails too, just after the second, as a host that lost its peer does
-        peer = pathlib.Path(os.environ["SM_OUTPUT_DIR"]).parents[1] / "algo-2" / "output" / "failure"
-        while not peer.exists():
+    peer_pid = pathlib.Path(os.environ["SM_OUTPUT_DIR"]).parents[1] / "algo-2" / "output" / "pid"
+    if host == "algo-1":  # fails too once the second has died, as a host that lost its peer does
+        while not peer_pid.exists():
             time.sleep(0.001)
+        pid = int(peer_pid.read_text())
+        while True:  # until the runner has reaped it: its end is recorded by then
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.001)
+        time.sleep(0.2)  # a peer's loss is noticed at the next all-reduce, not at once
         (out.parent / "failure").write_text("RuntimeError: connection closed by peer")
         sys.exit(1)
+    tmp = peer_pid.with_suffix(".tmp")
+    tmp.write_text(str(os.getpid()))
+    tmp.replace(peer_pid)
     mode = "fail-with-file"
 if mode == "fail-with-file":
     (out.parent / "failure").write_text("ValueError: the melody has no notes")

@@ -35,7 +35,6 @@ class FunctionSpec:
     timeout_s: int
     environment: tuple[str, ...]  # the variable names it needs (Powertools' come with all)
     description: str
-    local: bool = True  # the local stack runs it (the redrive has nothing to consume there)
     runtime: str = RUNTIME
     image: bool = False  # a container image (IMAGE_PACKAGES, COMPOSE_DOCKERFILE), not the zip asset
     ephemeral_storage_mb: int = 512  # Lambda's /tmp (512 MB is its default)
@@ -67,13 +66,13 @@ STREAM = FunctionSpec(
     environment=(ENV_STATE_MACHINE_ARN, ENV_TABLE, ENV_BUCKET),
     description="opencomposer stream: starts a training execution per new job",
 )
-# On AWS only: the stream trigger's dead-letter queue (failed stream batches) → one more start.
+# The stream trigger's dead-letter queue (failed stream batches) → one more start. Locally no
+# batch fails for good (the local delivery retries), so only a hand-made message invokes it.
 REDRIVE = FunctionSpec(
     "redrive", "lambdas.redrive.handler.lambda_handler", memory_mb=256, timeout_s=60,
     environment=(ENV_STATE_MACHINE_ARN, ENV_TABLE, ENV_BUCKET),
     description="opencomposer redrive: starts the jobs of failed stream batches once more, "
                 "or ends them FAILED",
-    local=False,
 )
 # An execution that ends outside the state machine's own Catch (stopped from the console, a
 # States.Runtime error, a timeout, a recording task out of retries) leaves its job unfinished:

@@ -51,6 +51,9 @@ def training_job_prefix(stack: Stack) -> str:
 GPU_BASE_IMAGE = (
     "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.10.0-gpu-py313-cu130-ubuntu22.04-sagemaker"
 )
+# Where the GPU image takes the project's torch (the Dockerfile's TORCH_VERSION): PyPI, whose Linux
+# wheel is the CUDA build and brings its CUDA libraries; the CPU image takes PyTorch's CPU wheels.
+GPU_TORCH_INDEX = "https://pypi.org/simple"
 # SageMaker training instance families with NVIDIA GPUs that CUDA 13 supports: these get the GPU
 # image. g4dn: T4 (Turing, 7.5, float16 with gradient scaling: no bfloat16); g5: A10G (8.6);
 # g6: L4 (8.9); g6e: L40S (8.9); p4d/p4de: A100 (8.0); p5/p5e/p5en: H100/H200 (9.0). Not here:
@@ -105,7 +108,7 @@ class Training(Construct):
         # Both are built and pushed by `cdk deploy` (the GPU base is a large pull, once per
         # Docker cache); a job runs the one its instance type needs.
         self.image = image("Image", {})  # the Dockerfile's default base: CPU
-        self.gpu_image = image("GpuImage", {"BASE_IMAGE": GPU_BASE_IMAGE})
+        self.gpu_image = image("GpuImage", {"BASE_IMAGE": GPU_BASE_IMAGE, "TORCH_INDEX": GPU_TORCH_INDEX})
         self.role = iam.Role(
             self, "ExecutionRole",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),

@@ -11,8 +11,9 @@ that still cannot start is ended for good, so no job stays SUBMITTED.
 A stream keeps records 24 hours. A message whose records are gone cannot name its jobs: it is
 logged as an ERROR with the batch and reported as a batch item failure, so SQS moves it, after
 its receive count, to the queue's own dead-letter queue, whose alarm calls an operator (and so
-does any other message this handler cannot settle). Nothing reaches this queue locally: the
-local stream delivery retries with backoff until a record succeeds.
+does any other message this handler cannot settle). The local stack deploys this function too,
+but no batch fails for good there (the local stream delivery retries with backoff until a record
+succeeds): only a message of one's own invokes it (tests/infra/test_calls_allowed.py does).
 """
 
 from __future__ import annotations

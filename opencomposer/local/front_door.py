@@ -85,6 +85,8 @@ class FrontDoor:
         class Handler(_ProxyHandler):
             front_door = door
 
+        self._in_flight = 0  # requests being served: the stream's delivery yields to them
+        self._in_flight_lock = threading.Lock()
         self._server = _Server((host, port), Handler)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -105,7 +107,20 @@ class FrontDoor:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def busy(self) -> bool:
+        """Requests are being served (read without the lock: one int, a snapshot)."""
+        return self._in_flight > 0
+
     def invoke(self, event: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        with self._in_flight_lock:
+            self._in_flight += 1
+        try:
+            return self._invoke(event)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+
+    def _invoke(self, event: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
         function = routes.function_for(event["httpMethod"], event["resource"])
         reply = self.lambda_client.invoke(
             FunctionName=self.function_names[function], Payload=json.dumps(event).encode()

@@ -75,3 +75,19 @@ def signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
                 process.terminate()
             else:
                 process.send_signal(sig)
+
+
+# How much less CPU priority a local training gets than the stack (POSIX nice, added to the
+# stack's own, 19 at most). On AWS a training has machines of its own; here it shares the CPUs
+# with the api's workers and moto, and under contention those must win or requests wait behind it.
+TRAINING_NICENESS = 10
+
+
+def lower_priority(process: subprocess.Popen[bytes]) -> None:
+    """Lower a just-started training's CPU priority (its threads, started later, inherit it).
+    Windows has no `os.setpriority`: the training keeps the normal priority there."""
+    if not hasattr(os, "setpriority"):
+        return
+    niceness = min(19, os.getpriority(os.PRIO_PROCESS, 0) + TRAINING_NICENESS)
+    with contextlib.suppress(OSError):  # it has already exited
+        os.setpriority(os.PRIO_PROCESS, process.pid, niceness)

@@ -116,11 +116,6 @@ def table_spec(names: LocalNames) -> dict[str, Any]:
     }
 
 
-def local_functions() -> tuple[functions.FunctionSpec, ...]:
-    """The functions the local stack runs (the redrive has no dead-letter queue to read here)."""
-    return tuple(spec for spec in functions.FUNCTIONS if spec.local)
-
-
 def handler_environment(names: LocalNames, spec: functions.FunctionSpec) -> dict[str, str]:
     """The function's environment: the variables its spec names, with local values, and
     Powertools'."""
@@ -149,7 +144,7 @@ def function_specs(names: LocalNames) -> list[dict[str, Any]]:
             "Timeout": spec.timeout_s,
             "Environment": {"Variables": handler_environment(names, spec)},
         }
-        for spec in local_functions()
+        for spec in functions.FUNCTIONS
     ]
 
 
@@ -298,7 +293,7 @@ def create_all(
     )["stateMachineArn"]
 
     lam = client("lambda")
-    for spec, arguments in zip(local_functions(), function_specs(names), strict=True):
+    for spec, arguments in zip(functions.FUNCTIONS, function_specs(names), strict=True):
         lam.create_function(Code={"ZipFile": lambda_package(spec)}, **arguments)
     if before_mapping is not None:
         before_mapping(client)

@@ -58,7 +58,7 @@ from moto.core.utils import utcnow
 
 from contracts import deployment, storage, training
 from opencomposer.local.docker_runtime import DockerRuntime, runtime_from_env, sagemaker_environment
-from opencomposer.local.processes import SIGKILL, die_with_parent, new_session, signal_group
+from opencomposer.local.processes import SIGKILL, die_with_parent, lower_priority, new_session, signal_group
 from opencomposer.local.s3_files import download_prefix, upload_prefix, upload_tar
 from opencomposer.local.sagemaker_container import (
     JobPaths,
@@ -266,6 +266,12 @@ class SageMakerRunner:
                 alive[0].join(timeout=min(0.1, deadline - now))
             else:
                 time.sleep(min(0.02, deadline - now))
+
+    def warm(self) -> None:
+        """Make the clients every job uses now (a client loads its service model: 0.5 s in a
+        burst, under the lock the first jobs' threads then wait on)."""
+        self._s3_factory()
+        self._dynamodb_factory()
 
     def processes(self) -> list[subprocess.Popen[bytes]]:
         """The training processes, read without the lock (copying a dict's values is one step
@@ -505,6 +511,7 @@ class SageMakerRunner:
                         **new_session(),  # its own process group: stops reach its children too
                         preexec_fn=die_with_parent(),  # None but on Linux
                     )
+                    lower_priority(process)
                     processes.append(process)
                     run.processes.append(process)
                     logs.append(log_file)

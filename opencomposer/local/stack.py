@@ -29,7 +29,7 @@ from opencomposer.local import aws_calls
 from opencomposer.local.execution_events import ExecutionEvents
 from opencomposer.local.front_door import FrontDoor
 from opencomposer.local.processes import SIGKILL, signal_group
-from opencomposer.local.resources import CreatedResources, LocalNames, create_all, local_functions
+from opencomposer.local.resources import CreatedResources, LocalNames, create_all
 from opencomposer.local.runtime import LambdaRuntime, concurrency_from_env
 from opencomposer.local.s3_events import S3EventDelivery, end_interrupted_builds
 from opencomposer.local.sagemaker_runner import DEFAULT_ENTRY_POINT, SageMakerRunner, default_max_trainings
@@ -170,7 +170,8 @@ class LocalStack:
                 self.home, self.logs_dir, self.moto_url, concurrency=concurrency_from_env()
             )
             self.runtime.install()
-            self.delivery = StreamDelivery()
+            # requests first: a stream batch waits (at most 1 s) while the front door serves
+            self.delivery = StreamDelivery(busy=self._serving)
             self.delivery.install()
             self.s3_events = S3EventDelivery()
             self.s3_events.install()
@@ -219,7 +220,7 @@ class LocalStack:
                 config=Config(read_timeout=120, retries={"max_attempts": 1}, max_pool_connections=32),
             )
             port_wanted = self.options.port if self.options.port is not None else api_port()
-            served = {spec.key: self.names.function_name(spec.key) for spec in local_functions()}
+            served = {spec.key: self.names.function_name(spec.key) for spec in functions.FUNCTIONS}
             self.front_door = FrontDoor(lambda_client, served, port=port_wanted)
             self.front_door.start()
         except BaseException:
@@ -406,13 +407,20 @@ class LocalStack:
         if items:
             log.info("restored %s", self.restored)
 
+    def _serving(self) -> bool:
+        return self.front_door is not None and self.front_door.busy()
+
     def _prewarm(self) -> None:
         from moto.awslambda.models import lambda_backends
 
-        assert self.runtime is not None
+        assert self.runtime is not None and self.runner is not None
+        # moto's server makes a service's app on that service's first request, holding the lock
+        # every request takes (0.3 s for SageMaker's): made now, not in the first burst of jobs.
+        self.client("sagemaker").list_training_jobs(MaxResults=1)
+        self.runner.warm()
         backend = lambda_backends[self.names.account][self.names.region]
-        for spec in local_functions():
-            if spec.key in (functions.FINALISER.key, functions.DATASETS.key):
+        for spec in functions.FUNCTIONS:
+            if spec.key in (functions.FINALISER.key, functions.DATASETS.key, functions.REDRIVE.key):
                 continue  # rarely called (an execution ended outside its Catch, an upload): a cold start then
             # the API's whole concurrency: a burst of requests then meets no cold start
             workers = self.runtime.concurrency if spec.key in (functions.API.key, functions.STREAM.key) else 1

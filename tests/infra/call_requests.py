@@ -100,6 +100,8 @@ def _dynamodb(place: Place, operation: str, p: Mapping[str, Any]) -> list[Reques
         return found
     if operation in ("DescribeStream", "GetShardIterator"):
         return [Request(f"dynamodb:{operation}", p["StreamArn"])]
+    if operation == "GetRecords":  # a shard iterator begins with its stream's ARN, then "|"
+        return [Request("dynamodb:GetRecords", p["ShardIterator"].split("|", 1)[0])]
     raise KeyError(operation)
 
 

@@ -9,6 +9,7 @@ image it picks to the asset's build arguments. Synth stays offline and Docker-fr
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from aws_cdk.assertions import Capture, Match
 from synthesized import Synth
 
 from infra.components.paths import REPO_ROOT, TRAINING_DOCKERFILE
-from infra.components.training import GPU_BASE_IMAGE, GPU_INSTANCE_FAMILIES, PARAMETERS
+from infra.components.training import GPU_BASE_IMAGE, GPU_INSTANCE_FAMILIES, GPU_TORCH_INDEX, PARAMETERS
 
 
 def _evaluate(node: Any, parameters: dict[str, str], conditions: dict[str, Any]) -> Any:
@@ -67,7 +68,7 @@ def test_a_gpu_instance_type_runs_the_gpu_image(synth: Synth, instance_type: str
     source = _image_for(synth, instance_type)
 
     assert source["dockerFile"] == TRAINING_DOCKERFILE
-    assert source.get("dockerBuildArgs") == {"BASE_IMAGE": GPU_BASE_IMAGE}
+    assert source.get("dockerBuildArgs") == {"BASE_IMAGE": GPU_BASE_IMAGE, "TORCH_INDEX": GPU_TORCH_INDEX}
 
 
 @pytest.mark.parametrize(
@@ -81,6 +82,21 @@ def test_any_other_instance_type_runs_the_cpu_image(synth: Synth, instance_type:
 
     assert source["dockerFile"] == TRAINING_DOCKERFILE
     assert not source.get("dockerBuildArgs")  # the Dockerfile's default base: the CPU one
+
+
+def test_both_images_run_the_torch_the_project_tests_with() -> None:
+    dockerfile = (Path(REPO_ROOT) / TRAINING_DOCKERFILE).read_text()
+    pyproject = tomllib.loads((Path(REPO_ROOT) / "pyproject.toml").read_text())
+    (tested,) = [r for extra in pyproject["project"]["optional-dependencies"].values()
+                 for r in extra if r.startswith("torch==")]  # fmt: skip
+
+    (version,) = re.findall(r"^ARG TORCH_VERSION=(\S+)$", dockerfile, re.MULTILINE)
+    assert f"torch=={version}" == tested
+    # installed after FROM over the base's own, the CPU image from PyTorch's CPU wheels
+    assert '--index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}"' in dockerfile
+    cpu_index = re.findall(r"^ARG TORCH_INDEX=(\S+)$", dockerfile, re.MULTILINE)
+    assert cpu_index == ["https://download.pytorch.org/whl/cpu"]
+    assert dockerfile.index("FROM ${BASE_IMAGE}") < dockerfile.index("ARG TORCH_VERSION")
 
 
 def test_the_two_images_are_the_same_dockerfile_on_two_bases_of_the_same_pytorch() -> None:

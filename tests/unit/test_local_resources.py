@@ -69,14 +69,13 @@ def test_specs_come_from_the_contracts() -> None:
 
 def test_each_local_function_is_its_contract_spec_with_only_the_environment_it_names() -> None:
     names = LocalNames()
-    local = [spec for spec in functions.FUNCTIONS if spec.local]
-
     specs = {f["FunctionName"]: f for f in resource_specs(names)["functions"]}
 
-    assert set(specs) == {names.function_name(spec.key) for spec in local}
+    assert set(specs) == {names.function_name(spec.key) for spec in functions.FUNCTIONS}
     assert {"opencomposer-local-api", "opencomposer-local-compose", "opencomposer-local-stream",
-            "opencomposer-local-finaliser", "opencomposer-local-datasets"} == set(specs)
-    for spec in local:
+            "opencomposer-local-redrive", "opencomposer-local-finaliser",
+            "opencomposer-local-datasets"} == set(specs)
+    for spec in functions.FUNCTIONS:
         declared = specs[names.function_name(spec.key)]
         assert declared["Handler"] == spec.handler
         assert declared["Runtime"] == spec.runtime

@@ -231,24 +231,9 @@ def test_stream_delivery_is_asynchronous_and_retries_reported_failures(
 def test_a_disabled_mapping_keeps_its_records_until_it_is_enabled_again(
     moto: dict[str, Any], tmp_path: Path
 ) -> None:
-    seen = tmp_path / "seen"
-    seen.mkdir()
-    (seen / "release").touch()
-    _function(moto, "streamfn", "tiny.stream", {"SEEN_DIR": str(seen)})
-    ddb = _client(moto, "dynamodb")
-    table = ddb.create_table(
-        TableName="t2",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
-    )["TableDescription"]
-    lam = _client(moto, "lambda")
-    mapping = lam.create_event_source_mapping(
-        EventSourceArn=table["LatestStreamArn"],
-        FunctionName="streamfn",
-        FunctionResponseTypes=["ReportBatchItemFailures"],
-    )
+    seen, _ = _stream_table(moto, "t2")
+    ddb, lam = _client(moto, "dynamodb"), _client(moto, "lambda")
+    (mapping,) = lam.list_event_source_mappings(FunctionName="streamfn")["EventSourceMappings"]
     ddb.put_item(TableName="t2", Item={"pk": {"S": "first"}})
     _wait_for_files(seen, "done-first")
 
@@ -268,6 +253,38 @@ def _wait_for_files(folder: Path, name: str) -> None:
         time.sleep(0.05)
 
 
+def _stream_table(moto: dict[str, Any], name: str) -> tuple[Path, str]:
+    """A table whose stream goes to the tiny stream handler, released: the folder where the
+    handler marks each record it handled, and the stream's ARN."""
+    seen = moto["tmp"] / f"seen-{name}"
+    seen.mkdir()
+    (seen / "release").touch()
+    _function(moto, "streamfn", "tiny.stream", {"SEEN_DIR": str(seen)})
+    table = _client(moto, "dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )["TableDescription"]
+    _client(moto, "lambda").create_event_source_mapping(
+        EventSourceArn=table["LatestStreamArn"], FunctionName="streamfn",
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+    )  # fmt: skip
+    return seen, str(table["LatestStreamArn"])
+
+
+def _read_stream(moto: dict[str, Any], stream_arn: str) -> list[tuple[str, str, int]]:
+    """(event, key, sequence number) of every record GetRecords reads from the trim horizon."""
+    streams = _client(moto, "dynamodbstreams")
+    (shard,) = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+    iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard["ShardId"],
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]  # fmt: skip
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    return [(r["eventName"], r["dynamodb"]["Keys"]["pk"]["S"], int(r["dynamodb"]["SequenceNumber"]))
+            for r in records]  # fmt: skip
+
+
 def test_the_concurrency_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     from opencomposer.local import runtime
 
@@ -279,3 +296,63 @@ def test_the_concurrency_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setenv(runtime.ENV_CONCURRENCY, bad)
         with pytest.raises(ValueError, match="OPENCOMPOSER_LAMBDA_CONCURRENCY must be a whole number"):
             runtime.concurrency_from_env()
+
+
+def test_a_batch_waits_while_requests_are_served_and_never_longer_than_its_bound(
+    moto: dict[str, Any], tmp_path: Path
+) -> None:
+    seen, _ = _stream_table(moto, "t3")
+    ddb = _client(moto, "dynamodb")
+    delivery = moto["delivery"]
+    serving = [True]
+    delivery.busy = lambda: serving[0]
+
+    # requests in flight, a generous bound: the batch waits for them
+    delivery.max_yield_s = 60.0
+    ddb.put_item(TableName="t3", Item={"pk": {"S": "waits"}})
+    time.sleep(1.0)  # several poll rounds of the delivery thread
+    assert not (seen / "tried-waits").exists()
+    serving[0] = False
+    _wait_for_files(seen, "done-waits")
+
+    # requests never stop: the batch still goes, once its bound has passed
+    serving[0] = True
+    delivery.max_yield_s = 0.5
+    ddb.put_item(TableName="t3", Item={"pk": {"S": "bounded"}})
+    _wait_for_files(seen, "done-bounded")
+
+
+def test_delivered_records_stay_in_the_stream_numbered_in_order(moto: dict[str, Any], tmp_path: Path) -> None:
+    seen, stream_arn = _stream_table(moto, "kept")
+    ddb = _client(moto, "dynamodb")
+    ddb.put_item(TableName="kept", Item={"pk": {"S": "a"}})
+    _wait_for_files(seen, "done-a")
+    ddb.put_item(TableName="kept", Item={"pk": {"S": "b"}})
+    _wait_for_files(seen, "done-b")
+    ddb.put_item(TableName="kept", Item={"pk": {"S": "a"}, "n": {"N": "1"}})
+    ddb.delete_item(TableName="kept", Key={"pk": {"S": "b"}})
+
+    # delivered or not, each record can be read back (as the redrive reads a failed batch)
+    records = _read_stream(moto, stream_arn)
+    assert [(event, key) for event, key, _ in records] == [
+        ("INSERT", "a"), ("INSERT", "b"), ("MODIFY", "a"), ("REMOVE", "b")]
+    numbers = [number for _, _, number in records]
+    assert numbers == list(range(numbers[0], numbers[0] + 4))
+
+
+def test_records_older_than_a_day_leave_the_stream(moto: dict[str, Any], tmp_path: Path) -> None:
+    from moto.dynamodb.models import dynamodb_backends
+
+    from opencomposer.local import stream_delivery
+
+    seen, stream_arn = _stream_table(moto, "aging")
+    ddb = _client(moto, "dynamodb")
+    ddb.put_item(TableName="aging", Item={"pk": {"S": "old"}})
+    ddb.put_item(TableName="aging", Item={"pk": {"S": "older-than-a-day-too"}})
+    (_, _, first), _ = _read_stream(moto, stream_arn)
+    shard = dynamodb_backends["123456789012"]["us-east-1"].get_table("aging").stream_shard
+    shard.kept_since[:] = [t - stream_delivery.RETENTION_S - 1 for t in shard.kept_since]  # a day passes
+
+    ddb.put_item(TableName="aging", Item={"pk": {"S": "new"}})
+
+    assert _read_stream(moto, stream_arn) == [("INSERT", "new", first + 2)]

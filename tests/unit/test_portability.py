@@ -215,6 +215,33 @@ def test_a_process_is_out_of_the_terminals_group_on_every_system(monkeypatch: py
     assert processes.new_session() == {"creationflags": 0x200}  # start_new_session is ignored there
 
 
+# A training's threads start after `lower_priority` (torch's pools): they must inherit it.
+NICENESS_OF_A_LATER_THREAD = """
+import os, sys, threading
+sys.stdin.readline()  # the parent has lowered the priority by now
+seen = []
+thread = threading.Thread(target=lambda: seen.append(os.getpriority(os.PRIO_PROCESS, 0)))
+thread.start(); thread.join()
+print(seen[0], flush=True)
+"""
+
+
+def test_a_training_runs_below_the_stacks_priority_threads_included() -> None:
+    process = subprocess.Popen([sys.executable, "-c", NICENESS_OF_A_LATER_THREAD],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    processes.lower_priority(process)
+    out, _ = process.communicate(b"go\n", timeout=30)
+
+    assert int(out) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + processes.TRAINING_NICENESS)
+
+
+def test_without_setpriority_a_training_keeps_the_normal_priority(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "setpriority")  # Windows
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    processes.lower_priority(process)  # nothing to do, and no error
+    assert process.wait(timeout=30) == 0
+
+
 @pytest.mark.parametrize("platform", ["darwin", "win32"])
 def test_the_parent_death_signal_is_linux_only(monkeypatch: pytest.MonkeyPatch, platform: str) -> None:
     monkeypatch.setattr(sys, "platform", platform)

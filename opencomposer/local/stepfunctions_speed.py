@@ -135,6 +135,9 @@ def warm(region: str, services: tuple[str, ...] = ("dynamodb", "sagemaker")) -> 
 def install() -> None:
     if _originals:
         return
+    # Components hold the task services of when they were built (stepfunctions_sagemaker's
+    # `.sync` integration, installed before this, or moto's own): never ones of an earlier install.
+    _shared_components.cache_clear()
     _originals["parse"] = asl_parser.AmazonStateLanguageParser.parse
     _originals["boto_client_for"] = boto_client.boto_client_for
     asl_parser.AmazonStateLanguageParser.parse = staticmethod(_parse)  # type: ignore[method-assign]
@@ -152,5 +155,6 @@ def uninstall() -> None:
     asl_parser.AmazonStateLanguageParser.parse = staticmethod(_originals["parse"])  # type: ignore[method-assign]
     json_path.parse = _originals["json_path_parse"]
     _originals.clear()
+    _shared_components.cache_clear()
     with _clients_lock:
         _clients.clear()  # they point at this stack's moto port

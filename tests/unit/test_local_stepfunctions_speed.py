@@ -54,6 +54,16 @@ def test_a_broken_definition_is_still_refused(installed: None) -> None:
         AmazonStateLanguageParser.parse('{"StartAt": "A", "States": {"A": {"Type": "Nope"}}}')
 
 
+def test_a_new_install_builds_its_own_components(installed: None) -> None:
+    # a program built under an earlier install (another task integration) is not shared with
+    # the stack that installs next: its `.sync` task would be moto's, which refuses it
+    definition = resources.state_machine_definition(resources.LocalNames())
+    before, _ = AmazonStateLanguageParser.parse(definition)
+    stepfunctions_speed.uninstall()
+    stepfunctions_speed.install()
+    assert AmazonStateLanguageParser.parse(definition)[0] is not before
+
+
 def test_uninstall_puts_moto_back() -> None:
     parse, path_parse = AmazonStateLanguageParser.parse, json_path.parse
     stepfunctions_speed.install()

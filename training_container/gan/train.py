@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import signal
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -609,4 +608,4 @@ if __name__ == "__main__":
     # The image's ENTRYPOINT: `train` (SageMaker's argument) reads SageMaker's files first.
     from gan.entrypoint import main as entry
 
-    sys.exit(entry(train_main=main))
+    distributed.end_process(entry(train_main=main))

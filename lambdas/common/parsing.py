@@ -27,11 +27,16 @@ Model = TypeVar("Model", bound=BaseModel)
 
 def field_path(loc: tuple[int | str, ...]) -> str | None:
     """pydantic's error location as the dotted field name a user sees (`hyperparameters.epochs`);
-    None for no location (the model as a whole). A key that is empty or holds a dot is written
-    as its JSON string (`""`, `hyperparameters."a.b"`), so the name still points at one field."""
+    None for no location (the model as a whole). A key that is empty, holds a dot or starts with
+    a quote is written as its JSON string (`""`, `hyperparameters."a.b"`, `"\\"a"`), so the name
+    still points at one field, and a name that starts with a quote is always a whole JSON string."""
     if not loc:
         return None
-    return ".".join(json.dumps(part) if part == "" or "." in str(part) else str(part) for part in loc)
+    return ".".join(json.dumps(part) if _quoted(str(part)) else str(part) for part in loc)
+
+
+def _quoted(key: str) -> bool:
+    return key == "" or "." in key or key.startswith('"')
 
 
 def _first_error(error: ValidationError, prefix: str = "") -> InvalidFieldError:

@@ -86,8 +86,15 @@ def field_named(ctx: Any, response: Any, case: schemathesis.Case) -> None:
     if not isinstance(named, str) or not named:
         raise AssertionError(f"{response.status_code} {FIELD_AT_FAULT} names no field: {error}")
     # `hyperparameters.epochs`, `instruments[2].program`: the top-level name is the request's.
-    # A key that is empty or holds a dot is named as its JSON string (`""`).
-    top = json.JSONDecoder().raw_decode(named)[0] if named.startswith('"') else re.split(r"[.\[]", named)[0]
+    # A key that is empty, holds a dot or starts with a quote is named as its JSON string (`""`).
+    if named.startswith('"'):
+        try:
+            top = json.JSONDecoder().raw_decode(named)[0]
+        except ValueError:
+            raise AssertionError(f"{response.status_code} names {named!r}, which starts with a quote "
+                                 "but is no JSON string") from None
+    else:
+        top = re.split(r"[.\[]", named)[0]
     declared = _request_fields(case.operation.definition.raw)
     if top.lower() in {name.lower() for name in declared}:
         return
